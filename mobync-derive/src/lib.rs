@@ -1,0 +1,1 @@
+//! `#[derive(Syncable)]` for mobync (placeholder until the derive lands).

@@ -1,0 +1,154 @@
+//! A device, as the Dart client keeps one: its rows, its diff log, its
+//! cursor. Sans-IO: build a request with [`Device::request`], send it however
+//! you like, hand the answer to [`Device::receive`]. Tests and tools use it to
+//! drive a server the way a phone would.
+//!
+//! ```
+//! use mobync::client::Device;
+//! use mobync::memory::{MemoryModels, MemoryStore};
+//! use mobync::Mobync;
+//! use serde_json::json;
+//!
+//! let engine = Mobync::new(MemoryStore::new(), MemoryModels::new().model("task", ["title"]));
+//! let mut phone = Device::new("phone");
+//! phone.create("task", "r1", json!({"title": "milk"}), 1_000);
+//! let req = phone.request("token");
+//! let answer = engine.apply(req.logical_clock, req.diffs, "alice").unwrap();
+//! assert!(phone.receive(&answer));
+//! assert_eq!(phone.cursor(), 1);
+//! assert!(phone.pending().is_empty());
+//! ```
+
+use crate::protocol::{Diff, JsonObject, OperationType, SyncRequest, SyncResponse};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Rows by (model, row id).
+pub type Rows = BTreeMap<(String, String), JsonObject>;
+
+/// One device of one owner.
+#[derive(Debug, Clone)]
+pub struct Device {
+    name: String,
+    rows: Rows,
+    log: Vec<Diff>,
+    cursor: i64,
+    last_timestamp: i64,
+    next_diff: u64,
+}
+
+impl Device {
+    /// A new device (cursor 0). `name` prefixes its diff ids, so it must be
+    /// unique among the owner's devices.
+    pub fn new(name: impl Into<String>) -> Self {
+        Device { name: name.into(), rows: Rows::new(), log: Vec::new(), cursor: 0, last_timestamp: 0, next_diff: 0 }
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cursor: the clock of the last successful sync.
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    /// The device's rows.
+    pub fn rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    /// Every diff this device made.
+    pub fn log(&self) -> &[Diff] {
+        &self.log
+    }
+
+    /// The diffs to send: those stamped at or after the cursor.
+    pub fn pending(&self) -> Vec<Diff> {
+        self.log.iter().filter(|d| d.logical_clock >= self.cursor).cloned().collect()
+    }
+
+    /// The next sync request.
+    pub fn request(&self, auth_token: &str) -> SyncRequest {
+        SyncRequest { auth_token: auth_token.to_owned(), logical_clock: self.cursor, diffs: self.pending() }
+    }
+
+    /// Takes a sync answer: applies its diffs and stores its clock only when
+    /// the clock is past the cursor, as the Dart client does. Returns whether
+    /// it did.
+    pub fn receive(&mut self, answer: &SyncResponse) -> bool {
+        if answer.logical_clock <= self.cursor {
+            return false;
+        }
+        for diff in &answer.diffs {
+            apply(&mut self.rows, diff);
+        }
+        self.cursor = answer.logical_clock;
+        true
+    }
+
+    /// Creates a row locally; returns the diff id.
+    pub fn create(&mut self, model: &str, id: &str, fields: Value, utc_timestamp: i64) -> String {
+        self.change(OperationType::Create, model, id, fields, utc_timestamp)
+    }
+
+    /// Changes fields of a local row; returns the diff id.
+    pub fn update(&mut self, model: &str, id: &str, fields: Value, utc_timestamp: i64) -> String {
+        self.change(OperationType::Update, model, id, fields, utc_timestamp)
+    }
+
+    /// Deletes a local row; returns the diff id.
+    pub fn delete(&mut self, model: &str, id: &str, utc_timestamp: i64) -> String {
+        self.change(OperationType::Delete, model, id, Value::Null, utc_timestamp)
+    }
+
+    /// Logs and applies one local change of the row `id` of `model`.
+    fn change(&mut self, op: OperationType, model: &str, id: &str, fields: Value, ts: i64) -> String {
+        let mut data = JsonObject::new();
+        data.insert("id".into(), Value::String(id.to_owned()));
+        if let Value::Object(fields) = fields {
+            data.extend(fields);
+        }
+        self.record(op, model, data, ts)
+    }
+
+    fn record(&mut self, op: OperationType, model: &str, data: JsonObject, utc_timestamp: i64) -> String {
+        // A device's clock never goes backwards.
+        self.last_timestamp = self.last_timestamp.max(utc_timestamp);
+        self.next_diff += 1;
+        let id = format!("{}-{}", self.name, self.next_diff);
+        let diff = Diff {
+            id: id.clone(),
+            owner: String::new(),
+            logical_clock: self.cursor,
+            utc_timestamp: self.last_timestamp,
+            op,
+            model: model.to_owned(),
+            data,
+        };
+        apply(&mut self.rows, &diff);
+        self.log.push(diff);
+        id
+    }
+}
+
+/// Applies one diff to a set of rows, as a client does.
+pub fn apply(rows: &mut Rows, diff: &Diff) {
+    let key = (diff.model.clone(), diff.row_id().to_owned());
+    match diff.op {
+        OperationType::Create => {
+            rows.insert(key, diff.data.clone());
+        }
+        OperationType::Update => {
+            if let Some(row) = rows.get_mut(&key) {
+                for (field, value) in diff.data.iter().filter(|(k, _)| k.as_str() != "id") {
+                    row.insert(field.clone(), value.clone());
+                }
+            }
+        }
+        OperationType::Delete => {
+            rows.remove(&key);
+        }
+    }
+}

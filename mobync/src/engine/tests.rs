@@ -1,0 +1,178 @@
+use super::*;
+use crate::client::{Device, Rows};
+use crate::memory::{MemoryModels, MemoryStore};
+use crate::protocol::{OperationType::*, SyncRequest};
+use crate::testing::{self, Server};
+use crate::ErrorKind;
+use proptest::prelude::*;
+use serde_json::json;
+
+type Engine = Mobync<MemoryStore, MemoryModels>;
+
+fn engine() -> Engine {
+    let models = MemoryModels::new().model("task", ["title", "done"]).model("project", ["name"]).rule(|_, diff| {
+        match diff.data.get("title").and_then(|t| t.as_str()) {
+            Some(title) if title.trim().is_empty() => Err("a task's title must not be empty".into()),
+            _ => Ok(()),
+        }
+    });
+    Mobync::new(MemoryStore::new(), models)
+}
+
+/// The engine as a server: the token is the owner.
+impl Server for &Engine {
+    fn sync(&mut self, token: &str, request: &SyncRequest) -> Result<SyncResponse, SyncError> {
+        self.apply(request.logical_clock, request.diffs.clone(), token)
+    }
+
+    fn rows(&mut self, token: &str) -> Rows {
+        self.store().rows(token)
+    }
+}
+
+#[test]
+fn worked_example_of_the_protocol_gives_the_exact_clocks_and_diffs() {
+    testing::worked_example(&mut &engine(), "alice");
+}
+
+#[test]
+fn owners_are_kept_apart() {
+    let e = engine();
+    testing::worked_example(&mut &e, "alice");
+    testing::worked_example(&mut &e, "bob");
+    assert_eq!(e.store().rows("alice").len(), 2);
+    assert_eq!(e.store().rows("bob").len(), 2);
+}
+
+fn setup() -> (Engine, Device) {
+    let e = engine();
+    let mut a = Device::new("A");
+    a.create("task", "r1", json!({"title": "one", "done": false}), 10);
+    let req = a.request("alice");
+    assert!(a.receive(&e.apply(0, req.diffs, "alice").unwrap()));
+    (e, a)
+}
+
+fn assert_fails_untouched(e: &Engine, cursor: i64, diffs: Vec<Diff>, owner: &str, kind: ErrorKind) -> SyncError {
+    let before = e.store().snapshot();
+    let err = e.apply(cursor, diffs, owner).unwrap_err();
+    assert_eq!(err.kind, kind, "{err}");
+    assert_eq!(e.store().snapshot(), before, "a failed sync changed the store");
+    err
+}
+
+fn create(id: &str, row: &str, title: &str) -> Diff {
+    Diff::new(id, Create, "task", json!({"id": row, "title": title, "done": false})).at(1, 20)
+}
+
+#[test]
+fn a_failed_apply_leaves_the_store_exactly_as_it_was() {
+    let (e, _) = setup();
+    let ok = create("ok1", "r5", "fine");
+    let cases: Vec<(i64, Vec<Diff>, &str, ErrorKind)> = vec![
+        (-1, vec![], "alice", ErrorKind::InvalidClock),
+        (2, vec![], "alice", ErrorKind::InvalidClock),
+        (1, vec![ok.clone(), create("bad", "r6", "  ")], "alice", ErrorKind::Forbidden),
+        (1, vec![ok.clone(), Diff::new("u", Create, "tsk", json!({"id": "x"}))], "alice", ErrorKind::InvalidDiff),
+        (1, vec![ok.clone(), Diff::new("u", Update, "task", json!({"id": "r1", "colour": 1}))], "alice", ErrorKind::InvalidDiff),
+        (1, vec![ok.clone(), Diff::new("u", Create, "task", json!({"id": "r7", "title": "x"}))], "alice", ErrorKind::InvalidDiff),
+        (0, vec![ok.clone(), Diff::new("u", Update, "task", json!({"id": "r1", "done": true}))], "bob", ErrorKind::InvalidDiff),
+        (0, vec![ok.clone(), Diff::new("u", Delete, "task", json!({"id": "r1"}))], "bob", ErrorKind::InvalidDiff),
+        (0, vec![ok.clone(), Diff::new("u", Update, "task", json!({"id": "nope", "done": true}))], "bob", ErrorKind::InvalidDiff),
+        (0, vec![create("c", "r1", "taken")], "bob", ErrorKind::InvalidDiff),
+        (1, vec![ok.clone(), ok.clone()], "alice", ErrorKind::InvalidDiff),
+        (1, vec![ok.clone(), create("again", "r5", "twice")], "alice", ErrorKind::InvalidDiff),
+        (1, vec![Diff::new("del", Delete, "task", json!({"id": "r9"})), create("again", "r9", "after delete")], "alice", ErrorKind::InvalidDiff),
+        (1, vec![ok.clone()], "", ErrorKind::Unauthenticated),
+    ];
+    for (cursor, diffs, owner, kind) in cases {
+        assert_fails_untouched(&e, cursor, diffs, owner, kind);
+    }
+}
+
+#[test]
+fn a_failure_names_the_offending_diff() {
+    let (e, _) = setup();
+    let err = assert_fails_untouched(&e, 1, vec![create("good", "r2", "x"), create("bad", "r3", "")], "alice", ErrorKind::Forbidden);
+    assert_eq!(err.diff_id.as_deref(), Some("bad"));
+    assert!(err.message.contains("title"), "{}", err.message);
+}
+
+#[test]
+fn too_many_diffs_is_payload_too_large() {
+    let e = engine().with_max_diffs(2);
+    let diffs = (0..3).map(|i| create(&format!("d{i}"), &format!("r{i}"), "x")).collect();
+    assert_fails_untouched(&e, 0, diffs, "alice", ErrorKind::PayloadTooLarge);
+}
+
+#[test]
+fn a_sync_with_nothing_to_apply_does_not_advance_the_clock() {
+    let (e, a) = setup();
+    let answer = e.apply(a.cursor(), vec![], "alice").unwrap();
+    assert_eq!(answer.logical_clock, 1);
+    let cancelled = vec![create("c1", "r8", "x"), Diff::new("c2", Delete, "task", json!({"id": "r8"})).at(1, 21)];
+    let before = e.store().snapshot();
+    let answer = e.apply(1, cancelled, "alice").unwrap();
+    assert_eq!(answer.logical_clock, 1);
+    assert_eq!(e.store().snapshot(), before);
+}
+
+#[test]
+fn a_retried_request_applies_nothing_twice_and_echoes_nothing() {
+    let (e, mut a) = setup();
+    let mut b = Device::new("B");
+    b.receive(&e.apply(0, vec![], "alice").unwrap());
+    // B changes the title at t=50; A, later, at t=60 and loses its answer.
+    b.update("task", "r1", json!({"title": "from B"}), 50);
+    b.receive(&e.apply(b.cursor(), b.pending(), "alice").unwrap());
+    a.update("task", "r1", json!({"title": "from A"}), 60);
+    let req = a.request("alice");
+    let first = e.apply(req.logical_clock, req.diffs.clone(), "alice").unwrap();
+    let after_first = e.store().snapshot();
+    for _ in 0..2 {
+        let again = e.apply(req.logical_clock, req.diffs.clone(), "alice").unwrap();
+        assert_eq!(again, first, "a retry answers what the first answer held");
+        assert_eq!(e.store().snapshot(), after_first, "a retry changes nothing");
+    }
+    assert!(first.diffs.is_empty(), "B's older title must not come back: {:?}", first.diffs);
+    a.receive(&first);
+    assert_eq!(a.rows()[&("task".into(), "r1".into())]["title"], "from A");
+}
+
+#[test]
+fn a_retry_does_not_apply_an_edit_its_own_newer_edit_collapsed() {
+    let (e, mut a) = setup();
+    a.update("task", "r1", json!({"title": "older"}), 30);
+    a.update("task", "r1", json!({"title": "newer"}), 31);
+    let req = a.request("alice");
+    e.apply(req.logical_clock, req.diffs.clone(), "alice").unwrap();
+    e.apply(req.logical_clock, req.diffs.clone(), "alice").unwrap();
+    assert_eq!(e.store().rows("alice")[&("task".into(), "r1".into())]["title"], "newer");
+    assert_eq!(e.store().snapshot().logs["alice"].clock, 2);
+}
+
+#[test]
+fn edits_made_after_a_lost_answer_are_applied_with_the_retry() {
+    let e = engine();
+    let mut a = Device::new("A");
+    a.create("task", "r1", json!({"title": "one", "done": false}), 10);
+    let lost = a.request("alice");
+    e.apply(lost.logical_clock, lost.diffs, "alice").unwrap();
+    a.update("task", "r1", json!({"done": true}), 11);
+    a.delete("task", "r1", 12);
+    a.create("task", "r2", json!({"title": "two", "done": false}), 13);
+    a.update("task", "r2", json!({"done": true}), 14);
+    testing::sync(&mut &e, "alice", &mut a);
+    assert_eq!(e.store().rows("alice"), *a.rows());
+    assert_eq!(a.rows().len(), 1);
+    assert_eq!(a.rows()[&("task".into(), "r2".into())]["done"], true);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn devices_converge_whatever_order_they_sync_in(plan in testing::plans(60)) {
+        testing::converge(&mut &engine(), "alice", &plan);
+    }
+}

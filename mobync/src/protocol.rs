@@ -1,0 +1,291 @@
+//! The wire types of PROTOCOL.md, byte-compatible with the Dart/Flutter client.
+//!
+//! On the wire `json_data` is a JSON *string* holding an object; an object is
+//! accepted on input too, and answers always carry a string. A diff's `owner`
+//! is ignored on input: the server uses the owner it authenticated.
+//!
+//! ```
+//! use mobync::protocol::{Diff, OperationType, SyncResponse};
+//! let diff: Diff = serde_json::from_str(r#"{"id":"d1","owner":"<owner>","logical_clock":0,
+//!     "utc_timestamp":1700000000000,"type":"update","model":"task",
+//!     "json_data":"{\"id\":\"r1\",\"done\":true}"}"#).unwrap();
+//! assert_eq!(diff.op, OperationType::Update);
+//! assert_eq!(diff.row_id(), "r1");
+//! assert_eq!(diff.data["done"], true);
+//! let answer = SyncResponse::ok(1, vec![diff]);
+//! let text = serde_json::to_string(&answer).unwrap();
+//! assert!(text.contains(r#""json_data":"{\"id\":\"r1\",\"done\":true}""#));
+//! ```
+
+use crate::error::SyncError;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+/// A JSON object: a row, or the changed fields of one.
+pub type JsonObject = serde_json::Map<String, Value>;
+
+/// What a diff does to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationType {
+    /// `"create"`: `json_data` is the whole row.
+    Create,
+    /// `"update"`: `json_data` is `id` plus the changed fields.
+    Update,
+    /// `"delete"`: `json_data` is `{"id": ...}`.
+    Delete,
+}
+
+impl OperationType {
+    /// The wire name: `"create"`, `"update"` or `"delete"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationType::Create => "create",
+            OperationType::Update => "update",
+            OperationType::Delete => "delete",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "create" => Some(OperationType::Create),
+            "update" => Some(OperationType::Update),
+            "delete" => Some(OperationType::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One logged change of one row. See PROTOCOL.md, "The diff".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "WireDiff")]
+pub struct Diff {
+    /// Unique id of the diff (clients use UUID v1).
+    pub id: String,
+    /// The owner; on input ignored and replaced by the authenticated one.
+    pub owner: String,
+    /// Client: its cursor when it made the change; server: the stamp.
+    pub logical_clock: i64,
+    /// Wall-clock milliseconds since the epoch of the change.
+    pub utc_timestamp: i64,
+    /// The operation.
+    #[serde(rename = "type")]
+    pub op: OperationType,
+    /// Which model (table) the row belongs to.
+    pub model: String,
+    /// The row (create), `id` plus changed fields (update) or `{"id"}` (delete).
+    #[serde(rename = "json_data", serialize_with = "object_as_string")]
+    pub data: JsonObject,
+}
+
+fn object_as_string<S: Serializer>(data: &JsonObject, serializer: S) -> Result<S::Ok, S::Error> {
+    let text = serde_json::to_string(data).map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(&text)
+}
+
+impl Diff {
+    /// A diff of `op` on the row `data` (which must hold its `id`).
+    ///
+    /// ```
+    /// use mobync::protocol::{Diff, OperationType};
+    /// let d = Diff::new("d1", OperationType::Create, "task", serde_json::json!({"id": "r1", "title": "a"}))
+    ///     .at(0, 1_700_000_000_000);
+    /// assert_eq!(d.row_id(), "r1");
+    /// ```
+    pub fn new(id: impl Into<String>, op: OperationType, model: impl Into<String>, data: Value) -> Self {
+        let data = match data {
+            Value::Object(map) => map,
+            other => {
+                let mut map = JsonObject::new();
+                map.insert("id".into(), other);
+                map
+            }
+        };
+        Diff {
+            id: id.into(),
+            owner: String::new(),
+            logical_clock: 0,
+            utc_timestamp: 0,
+            op,
+            model: model.into(),
+            data,
+        }
+    }
+
+    /// Sets the logical clock and the wall-clock timestamp.
+    pub fn at(mut self, logical_clock: i64, utc_timestamp: i64) -> Self {
+        self.logical_clock = logical_clock;
+        self.utc_timestamp = utc_timestamp;
+        self
+    }
+
+    /// The id of the row this diff is about (`""` if `json_data` has none).
+    pub fn row_id(&self) -> &str {
+        self.data.get("id").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// Checks what a diff must satisfy on its own; PROTOCOL.md's rows
+    /// `malformed_request` (400) and `invalid_diff` (422).
+    pub fn check(&self) -> Result<(), SyncError> {
+        let fail = |err: SyncError| Err(err.with_diff(self.id.clone()));
+        if self.id.is_empty() {
+            return Err(SyncError::malformed("a diff has an empty `id`"));
+        }
+        if self.model.is_empty() {
+            return fail(SyncError::malformed("`model` must be a non-empty string"));
+        }
+        if self.logical_clock < 0 {
+            return fail(SyncError::malformed("`logical_clock` of a diff must be >= 0"));
+        }
+        if self.utc_timestamp < 0 {
+            return fail(SyncError::malformed("`utc_timestamp` must be >= 0"));
+        }
+        match self.data.get("id") {
+            Some(Value::String(id)) if !id.is_empty() => Ok(()),
+            Some(_) => fail(SyncError::invalid_diff("`id` in `json_data` must be a non-empty string")),
+            None => fail(SyncError::invalid_diff(format!(
+                "`json_data` of a {} has no `id` of the row",
+                self.op.as_str()
+            ))),
+        }
+    }
+}
+
+/// A diff as it arrives, before its checks: what serde can read from any
+/// client. [`WireDiff::into_diff`] turns it into a checked [`Diff`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct WireDiff {
+    id: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    owner: Option<IgnoredAny>,
+    logical_clock: i64,
+    utc_timestamp: i64,
+    #[serde(rename = "type")]
+    op: String,
+    model: String,
+    json_data: Value,
+}
+
+impl WireDiff {
+    /// Checks the diff and decodes its `json_data`.
+    pub fn into_diff(self) -> Result<Diff, SyncError> {
+        let id = self.id;
+        let op = OperationType::parse(&self.op).ok_or_else(|| {
+            SyncError::malformed(format!(
+                "`type` must be \"create\", \"update\" or \"delete\", not {:?}",
+                self.op
+            ))
+            .with_diff(id.clone())
+        })?;
+        let data = match self.json_data {
+            Value::Object(map) => map,
+            Value::String(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(map)) => map,
+                Ok(_) => {
+                    return Err(SyncError::invalid_diff("`json_data` must hold a JSON object").with_diff(id))
+                }
+                Err(err) => {
+                    return Err(SyncError::invalid_diff(format!("`json_data` is not valid JSON: {err}"))
+                        .with_diff(id))
+                }
+            },
+            _ => {
+                return Err(SyncError::malformed("`json_data` must be a string holding a JSON object")
+                    .with_diff(id))
+            }
+        };
+        let diff = Diff {
+            id,
+            owner: String::new(),
+            logical_clock: self.logical_clock,
+            utc_timestamp: self.utc_timestamp,
+            op,
+            model: self.model,
+            data,
+        };
+        diff.check()?;
+        Ok(diff)
+    }
+}
+
+impl TryFrom<WireDiff> for Diff {
+    type Error = SyncError;
+
+    fn try_from(wire: WireDiff) -> Result<Self, SyncError> {
+        wire.into_diff()
+    }
+}
+
+/// A sync request as it arrives: `{"auth_token", "logical_clock", "diffs"}`.
+///
+/// Reading it only checks its shape (400); the token, the cursor and each
+/// diff are checked afterwards, in that order.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WireRequest {
+    /// `None` when absent: that is 401, not 400.
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    /// The client's cursor.
+    pub logical_clock: i64,
+    /// The client's pending diffs, not yet checked.
+    pub diffs: Vec<WireDiff>,
+}
+
+impl WireRequest {
+    /// Reads a request body; any failure is 400 `malformed_request`.
+    ///
+    /// ```
+    /// use mobync::protocol::WireRequest;
+    /// let req = WireRequest::from_slice(br#"{"auth_token":"t","logical_clock":0,"diffs":[]}"#).unwrap();
+    /// assert_eq!(req.logical_clock, 0);
+    /// let err = WireRequest::from_slice(b"{not json").unwrap_err();
+    /// assert_eq!(err.kind.code(), "malformed_request");
+    /// ```
+    pub fn from_slice(body: &[u8]) -> Result<Self, SyncError> {
+        serde_json::from_slice(body).map_err(|err| {
+            SyncError::malformed(format!("the request body is not a valid sync request: {err}"))
+        })
+    }
+
+    /// Checks every diff, in order.
+    pub fn checked_diffs(self) -> Result<Vec<Diff>, SyncError> {
+        self.diffs.into_iter().map(WireDiff::into_diff).collect()
+    }
+}
+
+/// A sync request, as a client builds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// The token the authenticator turns into an owner.
+    pub auth_token: String,
+    /// The cursor: the clock of the last successful sync, 0 for a new device.
+    pub logical_clock: i64,
+    /// The pending diffs, ordered by (`logical_clock`, `utc_timestamp`).
+    pub diffs: Vec<Diff>,
+}
+
+/// A successful sync's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// Always `true` here; failures are [`crate::ErrorBody`].
+    pub success: bool,
+    /// Empty on success.
+    pub message: String,
+    /// The cursor the client sends next time.
+    pub logical_clock: i64,
+    /// The diffs the client has to apply, in the order they were accepted.
+    pub diffs: Vec<Diff>,
+}
+
+impl SyncResponse {
+    /// A successful answer.
+    pub fn ok(logical_clock: i64, diffs: Vec<Diff>) -> Self {
+        SyncResponse { success: true, message: String::new(), logical_clock, diffs }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+use super::*;
+use crate::error::ErrorKind;
+use serde_json::json;
+
+/// A request written the way the Dart client writes it: string `json_data`,
+/// placeholder owner.
+const DART_REQUEST: &str = r#"{"auth_token":"token-1","logical_clock":3,"diffs":[
+ {"id":"8f0c6b2e-1d7a-11ef-9262-0242ac120002","owner":"owner","logical_clock":3,"utc_timestamp":1716800000000,
+  "type":"create","model":"task","json_data":"{\"id\":\"r1\",\"title\":\"buy milk\",\"done\":false}"},
+ {"id":"8f0c6b2e-1d7a-11ef-9262-0242ac120003","owner":"owner","logical_clock":3,"utc_timestamp":1716800000500,
+  "type":"update","model":"task","json_data":"{\"id\":\"r1\",\"done\":true}"},
+ {"id":"8f0c6b2e-1d7a-11ef-9262-0242ac120004","owner":"owner","logical_clock":3,"utc_timestamp":1716800000900,
+  "type":"delete","model":"task","json_data":"{\"id\":\"r0\"}"}]}"#;
+
+fn wire_diff(overrides: serde_json::Value) -> serde_json::Value {
+    let mut base = json!({"id": "d1", "owner": "x", "logical_clock": 0, "utc_timestamp": 5,
+        "type": "create", "model": "task", "json_data": "{\"id\":\"r1\"}"});
+    for (k, v) in overrides.as_object().unwrap() {
+        if v.is_null() {
+            base.as_object_mut().unwrap().remove(k);
+        } else {
+            base[k] = v.clone();
+        }
+    }
+    base
+}
+
+fn parse_diff(value: serde_json::Value) -> Result<Diff, SyncError> {
+    let wire: WireDiff = serde_json::from_value(value).map_err(|e| SyncError::malformed(e.to_string()))?;
+    wire.into_diff()
+}
+
+#[test]
+fn dart_request_reads_with_string_json_data_and_ignored_owner() {
+    let req = WireRequest::from_slice(DART_REQUEST.as_bytes()).unwrap();
+    assert_eq!(req.auth_token.as_deref(), Some("token-1"));
+    assert_eq!(req.logical_clock, 3);
+    let diffs = req.checked_diffs().unwrap();
+    assert_eq!(diffs.len(), 3);
+    assert_eq!(diffs[0].op, OperationType::Create);
+    assert_eq!(diffs[0].owner, "", "the client's owner is never taken");
+    assert_eq!(diffs[0].data, json!({"id": "r1", "title": "buy milk", "done": false}).as_object().unwrap().clone());
+    assert_eq!(diffs[1].op, OperationType::Update);
+    assert_eq!(diffs[1].row_id(), "r1");
+    assert_eq!(diffs[2].op, OperationType::Delete);
+    assert_eq!(diffs[2].row_id(), "r0");
+}
+
+#[test]
+fn typed_request_round_trips_through_dart_json() {
+    let req: SyncRequest = serde_json::from_str(DART_REQUEST).unwrap();
+    let text = serde_json::to_string(&req).unwrap();
+    let again: SyncRequest = serde_json::from_str(&text).unwrap();
+    assert_eq!(req.diffs.len(), 3);
+    // owners were placeholders and are dropped: compare everything else
+    assert_eq!(again, req);
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(value["diffs"][0]["json_data"].is_string(), "json_data goes out as a string");
+}
+
+#[test]
+fn diff_serializes_byte_for_byte_like_the_dart_client() {
+    let diff = Diff::new("d1", OperationType::Update, "task", json!({"id": "r1", "done": true})).at(2, 1716800000000);
+    let mut diff = diff;
+    diff.owner = "o1".into();
+    assert_eq!(
+        serde_json::to_string(&diff).unwrap(),
+        r#"{"id":"d1","owner":"o1","logical_clock":2,"utc_timestamp":1716800000000,"type":"update","model":"task","json_data":"{\"id\":\"r1\",\"done\":true}"}"#
+    );
+}
+
+#[test]
+fn response_serializes_like_the_python_server() {
+    let resp = SyncResponse::ok(5, vec![]);
+    assert_eq!(
+        serde_json::to_string(&resp).unwrap(),
+        r#"{"success":true,"message":"","logical_clock":5,"diffs":[]}"#
+    );
+    let back: SyncResponse = serde_json::from_str(r#"{"success":true,"message":"","logical_clock":5,"diffs":[]}"#).unwrap();
+    assert_eq!(back, resp);
+}
+
+#[test]
+fn json_data_as_an_object_is_accepted_on_input_and_answered_as_a_string() {
+    let diff = parse_diff(wire_diff(json!({"json_data": {"id": "r1", "title": "a"}}))).unwrap();
+    assert_eq!(diff.data["title"], "a");
+    let out = serde_json::to_value(&diff).unwrap();
+    assert_eq!(out["json_data"], json!("{\"id\":\"r1\",\"title\":\"a\"}"));
+}
+
+#[test]
+fn missing_owner_on_input_is_fine() {
+    let diff = parse_diff(wire_diff(json!({"owner": null}))).unwrap();
+    assert_eq!(diff.owner, "");
+}
+
+#[test]
+fn rejects_each_malformed_diff_shape_with_malformed_request() {
+    let cases = [
+        json!({"logical_clock": -1}),
+        json!({"utc_timestamp": -5}),
+        json!({"type": "upsert"}),
+        json!({"type": "Create"}),
+        json!({"id": ""}),
+        json!({"model": ""}),
+        json!({"json_data": 42}),
+        json!({"json_data": null}),
+        json!({"logical_clock": "3"}),
+        json!({"logical_clock": 1.5}),
+        json!({"utc_timestamp": 18446744073709551616u128.to_string()}),
+        json!({"model": 7}),
+        json!({"id": null}),
+    ];
+    for case in cases {
+        let err = parse_diff(wire_diff(case.clone())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::MalformedRequest, "{case}: {err}");
+    }
+}
+
+#[test]
+fn rejects_inconsistent_json_data_with_invalid_diff_naming_the_diff() {
+    let cases = [
+        json!({"json_data": "{not json"}),
+        json!({"json_data": "[1,2]"}),
+        json!({"json_data": "\"text\""}),
+        json!({"json_data": "{\"title\":\"no id\"}"}),
+        json!({"json_data": "{\"id\":5}"}),
+        json!({"json_data": "{\"id\":\"\"}"}),
+        json!({"type": "delete", "json_data": "{}"}),
+        json!({"type": "update", "json_data": "{\"done\":true}"}),
+    ];
+    for case in cases {
+        let err = parse_diff(wire_diff(case.clone())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidDiff, "{case}: {err}");
+        assert_eq!(err.diff_id.as_deref(), Some("d1"), "{case}");
+    }
+}
+
+#[test]
+fn rejects_malformed_requests_with_malformed_request() {
+    let bodies: [&[u8]; 8] = [
+        b"",
+        b"not json",
+        b"[]",
+        br#"{"auth_token":"t","diffs":[]}"#,
+        br#"{"auth_token":"t","logical_clock":0}"#,
+        br#"{"auth_token":"t","logical_clock":"0","diffs":[]}"#,
+        br#"{"auth_token":7,"logical_clock":0,"diffs":[]}"#,
+        br#"{"auth_token":"t","logical_clock":0,"diffs":{}}"#,
+    ];
+    for body in bodies {
+        let err = WireRequest::from_slice(body).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::MalformedRequest, "{}", String::from_utf8_lossy(body));
+    }
+}
+
+#[test]
+fn a_missing_token_is_not_a_shape_error() {
+    let req = WireRequest::from_slice(br#"{"logical_clock":0,"diffs":[]}"#).unwrap();
+    assert_eq!(req.auth_token, None);
+}
+
+#[test]
+fn a_negative_cursor_reads_so_that_it_can_be_answered_invalid_clock() {
+    let req = WireRequest::from_slice(br#"{"auth_token":"t","logical_clock":-1,"diffs":[]}"#).unwrap();
+    assert_eq!(req.logical_clock, -1);
+}
