@@ -17,14 +17,25 @@
 //! - [`client`]: a device as the Dart client keeps one, for tests and tools.
 
 pub mod client;
+pub mod db;
+#[doc(hidden)]
+#[path = "derive_support.rs"]
+pub mod __private;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "rocket")]
+pub mod fairing;
 pub mod memory;
 pub mod merge;
 pub mod protocol;
+pub mod syncable;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use engine::{KnownIds, Mobync, Store, Synchronizer, DEFAULT_MAX_DIFFS};
 pub use error::{ErrorBody, ErrorKind, SyncError};
+#[cfg(feature = "rocket")]
+pub use fairing::{Authenticator, SyncFairing};
+pub use mobync_derive::Syncable;
+pub use syncable::{Models, Syncable};
 pub use protocol::{Diff, JsonObject, OperationType, SyncRequest, SyncResponse};

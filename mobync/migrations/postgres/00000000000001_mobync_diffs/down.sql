@@ -1,0 +1,3 @@
+DROP TABLE diffs_dropped;
+DROP TABLE diffs_clocks;
+DROP TABLE diffs;

@@ -1,0 +1,179 @@
+//! Diesel storage on SQLite, PostgreSQL and MySQL/MariaDB: one connection
+//! type for the three backends ([`DbConnection`]), a pool that picks the
+//! backend from the URL ([`pool`]), the diff log and clocks
+//! ([`DieselStore`]), and the migrations that create them ([`migrations`]).
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("mobync-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let url = dir.join("doc.sqlite").display().to_string();
+//! use mobync::db::{self, DieselStore, Tables};
+//! let pool = db::pool(&url)?;
+//! let tables = Tables::default();
+//! db::migrations::run(&mut pool.get()?, &tables)?;
+//! let store = DieselStore::new(pool, tables);
+//! # Ok(()) }
+//! ```
+
+pub mod migrations;
+mod pool;
+pub mod schema;
+mod store;
+mod tables;
+
+pub use pool::{pool, pool_with, Manager, Pool};
+pub use store::DieselStore;
+pub use tables::Tables;
+
+use crate::error::SyncError;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::Connection;
+
+/// A connection to any of the enabled backends; generated code and the
+/// diff log run on it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// SQLite (feature `sqlite`, the default).
+    #[cfg(feature = "sqlite")]
+    Sqlite(diesel::SqliteConnection),
+    /// PostgreSQL (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    Pg(diesel::PgConnection),
+    /// MySQL/MariaDB (feature `mysql`).
+    #[cfg(feature = "mysql")]
+    Mysql(diesel::MysqlConnection),
+}
+
+/// Which SQL dialect a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL/MariaDB.
+    Mysql,
+}
+
+impl Dialect {
+    /// The backend a database URL names: `postgres://`/`postgresql://`,
+    /// `mysql://`, else SQLite (`sqlite://path`, `file:...` or a plain path).
+    pub fn of_url(url: &str) -> Dialect {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else if url.starts_with("mysql://") {
+            Dialect::Mysql
+        } else {
+            Dialect::Sqlite
+        }
+    }
+
+    /// Quotes an identifier (already checked to be plain).
+    pub(crate) fn quote(self, ident: &str) -> String {
+        match self {
+            Dialect::Mysql => format!("`{ident}`"),
+            _ => format!("\"{ident}\""),
+        }
+    }
+
+    /// The `n`-th (1-based) bind placeholder.
+    pub(crate) fn param(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            _ => "?".to_owned(),
+        }
+    }
+
+    /// `count` placeholders from `first` on, comma separated.
+    pub(crate) fn params(self, first: usize, count: usize) -> String {
+        (first..first + count).map(|n| self.param(n)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Runs `$body` with `$c` bound to the backend's own connection inside a
+/// [`DbConnection`]: the body is compiled once per enabled backend.
+macro_rules! with_inner {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            #[cfg(feature = "sqlite")]
+            $crate::db::DbConnection::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::db::DbConnection::Pg($c) => $body,
+            #[cfg(feature = "mysql")]
+            $crate::db::DbConnection::Mysql($c) => $body,
+        }
+    };
+}
+pub(crate) use with_inner;
+
+impl DbConnection {
+    /// Opens a connection, choosing the backend from the URL's scheme (see
+    /// [`Dialect::of_url`]), so that a bad URL or password says so instead of
+    /// "invalid connection url for multiconnection".
+    pub fn open(url: &str) -> Result<Self, diesel::ConnectionError> {
+        let unsupported =
+            |name: &str| diesel::ConnectionError::BadConnection(format!("mobync was built without the `{name}` feature"));
+        match Dialect::of_url(url) {
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => Ok(DbConnection::Pg(diesel::PgConnection::establish(url)?)),
+            #[cfg(feature = "mysql")]
+            Dialect::Mysql => Ok(DbConnection::Mysql(diesel::MysqlConnection::establish(url)?)),
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => {
+                let path = url.strip_prefix("sqlite://").unwrap_or(url);
+                Ok(DbConnection::Sqlite(diesel::SqliteConnection::establish(path)?))
+            }
+            #[allow(unreachable_patterns)]
+            Dialect::Postgres => Err(unsupported("postgres")),
+            #[allow(unreachable_patterns)]
+            Dialect::Mysql => Err(unsupported("mysql")),
+            #[allow(unreachable_patterns)]
+            Dialect::Sqlite => Err(unsupported("sqlite")),
+        }
+    }
+
+    /// The dialect of this connection.
+    pub fn dialect(&self) -> Dialect {
+        with_dialect(self)
+    }
+}
+
+fn with_dialect(conn: &DbConnection) -> Dialect {
+    match conn {
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(_) => Dialect::Sqlite,
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(_) => Dialect::Postgres,
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(_) => Dialect::Mysql,
+    }
+}
+
+/// Runs `f` in a write transaction: on SQLite `BEGIN IMMEDIATE` (so that
+/// two writers never deadlock on a lock upgrade), elsewhere a plain `BEGIN`.
+/// Committed on `Ok`, rolled back on `Err`.
+pub fn write_transaction<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, SyncError>,
+) -> Result<T, SyncError> {
+    let begun = match conn {
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        #[allow(unreachable_patterns)]
+        _ => <DbConnection as TransactionManager<DbConnection>>::begin_transaction(conn),
+    };
+    begun.map_err(SyncError::internal)?;
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn).map_err(SyncError::internal)?;
+            Ok(value)
+        }
+        Err(err) => {
+            if let Err(rollback) = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn) {
+                log::error!("mobync: rollback failed: {rollback}");
+            }
+            Err(err)
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The names of mobync's tables.
+
+/// The names of the diff log and of its two companions, derived from one
+/// configurable name (default `diffs`): `<name>` the log, `<name>_clocks` the
+/// per-owner clocks, `<name>_dropped` the diff ids a merge dropped.
+///
+/// ```
+/// let tables = mobync::db::Tables::new("sync_log").unwrap();
+/// assert_eq!(tables.clocks(), "sync_log_clocks");
+/// assert!(mobync::db::Tables::new("x; DROP TABLE users").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    diffs: String,
+    clocks: String,
+    dropped: String,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Tables::new("diffs").expect("`diffs` is a plain name")
+    }
+}
+
+impl Tables {
+    /// Tables named after `diffs`, which must be a plain SQL identifier
+    /// (ASCII letters, digits and `_`, not starting with a digit, at most 48
+    /// characters): it goes into SQL text.
+    pub fn new(diffs: &str) -> Result<Self, String> {
+        let plain = !diffs.is_empty()
+            && diffs.len() <= 48
+            && diffs.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !diffs.starts_with(|c: char| c.is_ascii_digit());
+        if !plain {
+            return Err(format!("{diffs:?} is not a plain table name (letters, digits, `_`)"));
+        }
+        Ok(Tables { diffs: diffs.to_owned(), clocks: format!("{diffs}_clocks"), dropped: format!("{diffs}_dropped") })
+    }
+
+    /// The diff log.
+    pub fn diffs(&self) -> &str {
+        &self.diffs
+    }
+
+    /// The per-owner clocks.
+    pub fn clocks(&self) -> &str {
+        &self.clocks
+    }
+
+    /// The ids of diffs a merge dropped.
+    pub fn dropped(&self) -> &str {
+        &self.dropped
+    }
+}
