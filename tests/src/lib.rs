@@ -1,1 +1,7 @@
-//! test client
+//! Helpers of the workspace-level tests: fresh databases on each backend
+//! ([`dbs`]), synced models to test with ([`models`]) and a device that
+//! syncs over real HTTP ([`http`]).
+
+pub mod dbs;
+pub mod http;
+pub mod models;

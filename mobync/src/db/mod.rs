@@ -11,7 +11,7 @@
 //! use mobync::db::{self, DieselStore, Tables};
 //! let pool = db::pool(&url)?;
 //! let tables = Tables::default();
-//! db::migrations::run(&mut pool.get()?, &tables)?;
+X
 //! let store = DieselStore::new(pool, tables);
 //! # Ok(()) }
 //! ```
@@ -57,6 +57,21 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// The backends this build of mobync has (its cargo features).
+    pub fn enabled() -> Vec<Dialect> {
+        let mut all = Vec::new();
+        if cfg!(feature = "sqlite") {
+            all.push(Dialect::Sqlite);
+        }
+        if cfg!(feature = "postgres") {
+            all.push(Dialect::Postgres);
+        }
+        if cfg!(feature = "mysql") {
+            all.push(Dialect::Mysql);
+        }
+        all
+    }
+
     /// The backend a database URL names: `postgres://`/`postgresql://`,
     /// `mysql://`, else SQLite (`sqlite://path`, `file:...` or a plain path).
     pub fn of_url(url: &str) -> Dialect {
@@ -69,8 +84,8 @@ impl Dialect {
         }
     }
 
-    /// Quotes an identifier (already checked to be plain).
-    pub(crate) fn quote(self, ident: &str) -> String {
+    /// Quotes a plain identifier (`"x"`, or `` `x` `` on MySQL).
+    pub fn quote(self, ident: &str) -> String {
         match self {
             Dialect::Mysql => format!("`{ident}`"),
             _ => format!("\"{ident}\""),

@@ -1,0 +1,3 @@
+DROP TABLE projects;
+DROP TABLE tasks;
+DROP TABLE users;

@@ -1,0 +1,140 @@
+//! Checks a parsed struct and finds the role of each field; every misuse is
+//! an error spanned on the token at fault, saying how to fix it.
+
+use crate::ast::{Field, Struct};
+use crate::attr::Errors;
+use syn::{Error, Result};
+
+/// The fields of a valid model by role.
+pub struct Roles<'s, 'a> {
+    /// The row id (`id`, or `#[mobync(id)]`).
+    pub id: &'s Field<'a>,
+    /// The owner column (`owner`, or `#[mobync(owner)]`).
+    pub owner: &'s Field<'a>,
+    /// The synced fields besides the id, in order; never empty.
+    pub data: Vec<&'s Field<'a>>,
+    /// `#[mobync(skip)]`: `Default::default()` on create.
+    pub skipped: Vec<&'s Field<'a>>,
+}
+
+/// Checks `input` and sorts its fields by role.
+pub fn check<'s, 'a>(input: &'s Struct<'a>) -> Result<Roles<'s, 'a>> {
+    let generics = &input.original.generics;
+    if !generics.params.is_empty() || generics.where_clause.is_some() {
+        return Err(Error::new_spanned(
+            generics,
+            "a synced model can't have generic parameters or lifetimes: derive Syncable on a concrete struct",
+        ));
+    }
+
+    let id = role(input, "id", |f| f.attrs.id.as_ref())?;
+    let owner = role(input, "owner", |f| f.attrs.owner.as_ref())?;
+    if std::ptr::eq(id, owner) {
+        let key = owner.attrs.owner.as_ref().or(id.attrs.id.as_ref());
+        let message = format!(
+            "field `{}` can't be both the row id and the owner: give one of the roles to another field",
+            id.name()
+        );
+        return Err(match key {
+            Some(key) => Error::new_spanned(key, message),
+            None => Error::new_spanned(id.ident, message),
+        });
+    }
+
+    let mut errors = Errors::default();
+    for (field, what) in [(id, "row id"), (owner, "owner")] {
+        if let Some(skip) = &field.attrs.skip {
+            errors.push(Error::new_spanned(
+                skip,
+                format!(
+                    "field `{}` is the {what}, which is always synced: remove #[mobync(skip)]",
+                    field.name()
+                ),
+            ));
+        }
+    }
+
+    let mut data = Vec::new();
+    let mut skipped = Vec::new();
+    for field in &input.fields {
+        if std::ptr::eq(field, id) {
+            continue;
+        }
+        if field.attrs.skip.is_some() {
+            skipped.push(field);
+            continue;
+        }
+        if field.name() == "id" {
+            errors.push(Error::new_spanned(
+                field.ident,
+                format!(
+                    "field `id` would be sent as `id`, the wire key of the row id `{}`: rename the field \
+                     (keeping its column with #[diesel(column_name = id)]) or mark it #[mobync(skip)]",
+                    id.name()
+                ),
+            ));
+        }
+        if !std::ptr::eq(field, owner) {
+            data.push(field);
+        }
+    }
+    errors.finish(())?;
+
+    if data.is_empty() {
+        return Err(Error::new_spanned(
+            input.ident(),
+            format!(
+                "`{}` has nothing to sync besides its row id and owner: add a field \
+                 (fields marked #[mobync(skip)] are not synced)",
+                input.ident()
+            ),
+        ));
+    }
+    Ok(Roles { id, owner, data, skipped })
+}
+
+/// The field of a role: the one marked `#[mobync(role)]`, else the one named
+/// `role`.
+fn role<'s, 'a>(
+    input: &'s Struct<'a>,
+    role: &str,
+    marked: impl Fn(&'s Field<'a>) -> Option<&'s syn::Path>,
+) -> Result<&'s Field<'a>> {
+    let mut found: Option<&'s Field<'a>> = None;
+    let mut errors = Errors::default();
+    for field in input.fields.iter() {
+        if let Some(key) = marked(field) {
+            match found {
+                Some(first) => errors.push(Error::new_spanned(
+                    key,
+                    format!(
+                        "two fields are marked #[mobync({role})], `{}` and `{}`: a model has one {}; \
+                         remove one of the attributes",
+                        first.name(),
+                        field.name(),
+                        what(role),
+                    ),
+                )),
+                None => found = Some(field),
+            }
+        }
+    }
+    errors.finish(())?;
+    found.or_else(|| input.fields.iter().find(|f| f.name() == role)).ok_or_else(|| {
+        Error::new_spanned(
+            input.ident(),
+            format!(
+                "`{}` has no {}: name a field `{role}`, or mark the field that holds it #[mobync({role})]",
+                input.ident(),
+                what(role),
+            ),
+        )
+    })
+}
+
+fn what(role: &str) -> &'static str {
+    match role {
+        "id" => "row id",
+        _ => "owner column",
+    }
+}

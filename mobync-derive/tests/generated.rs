@@ -1,0 +1,377 @@
+//! The generated glue, run on an in-memory SQLite database.
+
+use diesel::prelude::*;
+use mobync::db::DbConnection;
+use mobync::{Diff, ErrorKind, OperationType, SyncError, Syncable};
+use serde_json::{json, Value};
+
+diesel::table! {
+    tasks (id) {
+        id -> Text,
+        owner -> Text,
+        title -> Text,
+        done -> Bool,
+        note -> Nullable<Text>,
+        views -> Integer,
+    }
+}
+
+diesel::table! {
+    notes (note_uuid) {
+        note_uuid -> Text,
+        user_id -> Text,
+        body -> Text,
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug, PartialEq, mobync::Syncable)]
+#[diesel(table_name = tasks)]
+#[mobync(
+    model = "task",
+    validate_create = rules::create,
+    validate_update = rules::update,
+    validate_delete = rules::delete
+)]
+pub struct Task {
+    pub id: String,
+    pub owner: String,
+    pub title: String,
+    pub done: bool,
+    pub note: Option<String>,
+    #[mobync(skip)]
+    pub views: i32,
+}
+
+/// Another id and owner field, a column name, and `validate` only.
+#[derive(Queryable, Selectable, Insertable, Debug, mobync::Syncable)]
+#[diesel(table_name = notes)]
+#[mobync(validate = rules::note)]
+pub struct Note {
+    #[mobync(id)]
+    #[diesel(column_name = note_uuid)]
+    pub uuid: String,
+    #[mobync(owner)]
+    pub user_id: String,
+    pub body: String,
+}
+
+mod rules {
+    pub fn create(_owner: &str, task: &super::Task) -> Result<(), String> {
+        match task.title.starts_with('!') {
+            true => Err("a title must not start with `!`".into()),
+            false => Ok(()),
+        }
+    }
+
+    pub fn update(_owner: &str, task: &super::Task) -> Result<(), String> {
+        match task.done && task.note.is_none() {
+            true => Err(format!("task {:?} is done but has no note", task.title)),
+            false => Ok(()),
+        }
+    }
+
+    pub fn delete(owner: &str, task: &super::Task) -> Result<(), String> {
+        match task.done {
+            true => Ok(()),
+            false => Err(format!("{owner} may only delete done tasks, not {:?}", task.title)),
+        }
+    }
+
+    pub fn note(_owner: &str, note: &super::Note) -> Result<(), String> {
+        match note.body.is_empty() {
+            true => Err("a note needs a body".into()),
+            false => Ok(()),
+        }
+    }
+}
+
+type Op = fn(&mut DbConnection, &str, &Diff) -> Result<(), SyncError>;
+
+fn db() -> DbConnection {
+    let mut conn = DbConnection::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("sqlite"));
+    for sql in [
+        "CREATE TABLE tasks (id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, title TEXT NOT NULL, \
+         done BOOLEAN NOT NULL, note TEXT, views INTEGER NOT NULL)",
+        "CREATE TABLE notes (note_uuid TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL, body TEXT NOT NULL)",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).expect("create table");
+    }
+    conn
+}
+
+fn diff(op: OperationType, data: Value) -> Diff {
+    Diff::new("d1", op, "task", data)
+}
+
+/// Checks then applies a diff the way the engine does.
+fn apply(conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
+    let (validate, apply): (Op, Op) = match diff.op {
+        OperationType::Create => (Task::validate_create, Task::create),
+        OperationType::Update => (Task::validate_update, Task::update),
+        OperationType::Delete => (Task::validate_delete, Task::delete),
+    };
+    Task::check(diff)?;
+    validate(conn, owner, diff)?;
+    apply(conn, owner, diff)
+}
+
+fn all_tasks(conn: &mut DbConnection) -> Vec<Task> {
+    tasks::table.select(Task::as_select()).order(tasks::id).load(conn).expect("load")
+}
+
+fn sample() -> Value {
+    json!({"id": "t1", "title": "buy milk", "done": false, "note": "2 l"})
+}
+
+fn with_task(owner: &str) -> DbConnection {
+    let mut conn = db();
+    apply(&mut conn, owner, &diff(OperationType::Create, sample())).expect("create");
+    conn
+}
+
+fn read(conn: &mut DbConnection, owner: &str, id: &str) -> Option<Value> {
+    Task::read(conn, owner, id).expect("read").map(Value::Object)
+}
+
+fn assert_invalid(result: Result<(), SyncError>, needle: &str) -> String {
+    let err = result.expect_err("the diff must be refused");
+    assert_eq!(err.kind, ErrorKind::InvalidDiff, "{err}");
+    assert!(err.message.contains(needle), "{:?} does not mention {needle:?}", err.message);
+    err.message
+}
+
+#[test]
+fn model_and_fields_come_from_the_attributes() {
+    assert_eq!(Task::MODEL, "task");
+    assert_eq!(Task::FIELDS, ["id", "title", "done", "note"]);
+    assert_eq!(Note::MODEL, "notes");
+    assert_eq!(Note::FIELDS, ["id", "body"]);
+}
+
+#[test]
+fn a_created_row_reads_back_as_sent_without_the_owner() {
+    let mut conn = with_task("alice");
+    assert_eq!(read(&mut conn, "alice", "t1"), Some(sample()));
+    let stored = all_tasks(&mut conn);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].owner, "alice");
+    assert_eq!(stored[0].views, 0, "a skipped field is Default::default() on create");
+}
+
+#[test]
+fn another_owners_row_reads_as_absent() {
+    let mut conn = with_task("alice");
+    assert_eq!(read(&mut conn, "bob", "t1"), None);
+    assert_eq!(read(&mut conn, "alice", "nope"), None);
+}
+
+#[test]
+fn a_create_that_does_not_match_the_model_is_an_invalid_diff_and_changes_nothing() {
+    let cases = [
+        (json!({"id": "t2", "title": "x", "done": false}), "missing field `note`"),
+        (
+            json!({"id": "t2", "title": "x", "done": false, "note": null, "colour": 1}),
+            "unknown field `colour`",
+        ),
+        (json!({"id": "t2", "title": "x", "done": "yes", "note": null}), "invalid type"),
+        (json!({"id": "t2", "title": null, "done": false, "note": null}), "invalid type: null"),
+        (json!({"id": "t2", "title": "x", "done": false, "note": null, "views": 3}), "unknown field `views`"),
+        (
+            json!({"id": "t2", "title": "x", "done": false, "note": null, "owner": "eve"}),
+            "`owner` is set by the server",
+        ),
+    ];
+    let mut conn = with_task("alice");
+    for (data, needle) in cases {
+        let d = diff(OperationType::Create, data);
+        assert_invalid(Task::check(&d), needle);
+        assert_invalid(Task::create(&mut conn, "alice", &d), needle);
+    }
+    assert_eq!(all_tasks(&mut conn).len(), 1);
+}
+
+#[test]
+fn a_create_may_leave_out_nothing_but_a_nullable_field_may_be_null() {
+    let mut conn = db();
+    let data = json!({"id": "t2", "title": "x", "done": true, "note": null});
+    apply(&mut conn, "alice", &diff(OperationType::Create, data.clone())).expect("create");
+    assert_eq!(read(&mut conn, "alice", "t2"), Some(data));
+}
+
+#[test]
+fn a_create_of_a_taken_id_is_an_invalid_diff_whoever_owns_it() {
+    let mut conn = with_task("alice");
+    let again =
+        diff(OperationType::Create, json!({"id": "t1", "title": "other", "done": true, "note": null}));
+    for owner in ["alice", "bob"] {
+        assert_invalid(apply(&mut conn, owner, &again), "already exists");
+    }
+    let stored = all_tasks(&mut conn);
+    assert_eq!((stored.len(), stored[0].owner.as_str(), stored[0].title.as_str()), (1, "alice", "buy milk"));
+}
+
+#[test]
+fn an_update_sets_only_the_fields_it_holds() {
+    let mut conn = with_task("alice");
+    apply(&mut conn, "alice", &diff(OperationType::Update, json!({"id": "t1", "title": "buy oat milk"})))
+        .expect("update");
+    assert_eq!(
+        read(&mut conn, "alice", "t1"),
+        Some(json!({"id": "t1", "title": "buy oat milk", "done": false, "note": "2 l"}))
+    );
+}
+
+#[test]
+fn an_update_sets_a_nullable_field_to_null() {
+    let mut conn = with_task("alice");
+    apply(&mut conn, "alice", &diff(OperationType::Update, json!({"id": "t1", "note": null})))
+        .expect("update");
+    assert_eq!(read(&mut conn, "alice", "t1").expect("row")["note"], Value::Null);
+}
+
+#[test]
+fn an_update_with_no_field_changes_nothing_but_needs_the_row() {
+    let mut conn = with_task("alice");
+    apply(&mut conn, "alice", &diff(OperationType::Update, json!({"id": "t1"}))).expect("update");
+    assert_eq!(read(&mut conn, "alice", "t1"), Some(sample()));
+    assert_invalid(
+        Task::update(&mut conn, "bob", &diff(OperationType::Update, json!({"id": "t1"}))),
+        "there is no task",
+    );
+}
+
+#[test]
+fn an_update_that_does_not_match_the_model_is_an_invalid_diff_and_changes_nothing() {
+    let cases = [
+        (json!({"id": "t1", "owner": "bob"}), "`owner` is set by the server"),
+        (json!({"id": "t1", "title": null}), "invalid type: null"),
+        (json!({"id": "t1", "done": 1}), "invalid type"),
+        (json!({"id": "t1", "colour": "red"}), "unknown field `colour`"),
+        (json!({"id": "t1", "views": 9}), "unknown field `views`"),
+    ];
+    let mut conn = with_task("alice");
+    for (data, needle) in cases {
+        let d = diff(OperationType::Update, data);
+        assert_invalid(Task::check(&d), needle);
+        assert_invalid(Task::update(&mut conn, "alice", &d), needle);
+    }
+    assert_eq!(read(&mut conn, "alice", "t1"), Some(sample()));
+}
+
+#[test]
+fn another_owners_row_looks_like_a_missing_row_to_update_and_delete() {
+    let mut conn = with_task("alice");
+    let cases = [
+        (
+            OperationType::Update,
+            json!({"id": "t1", "title": "mine now"}),
+            json!({"id": "t9", "title": "mine now"}),
+        ),
+        (OperationType::Delete, json!({"id": "t1"}), json!({"id": "t9"})),
+    ];
+    for (op, theirs, missing) in cases {
+        let on_theirs = assert_invalid(apply(&mut conn, "bob", &diff(op, theirs)), "there is no task");
+        let on_missing = assert_invalid(apply(&mut conn, "bob", &diff(op, missing)), "there is no task");
+        assert_eq!(on_theirs.replace("t1", "t9"), on_missing);
+    }
+    assert_eq!(read(&mut conn, "alice", "t1"), Some(sample()));
+}
+
+#[test]
+fn a_delete_removes_the_owners_row() {
+    let mut conn = with_task("alice");
+    Task::delete(&mut conn, "alice", &diff(OperationType::Delete, json!({"id": "t1"}))).expect("delete");
+    assert_eq!(read(&mut conn, "alice", "t1"), None);
+    assert_invalid(
+        Task::delete(&mut conn, "alice", &diff(OperationType::Delete, json!({"id": "t1"}))),
+        "there is no task",
+    );
+}
+
+#[test]
+fn a_create_refused_by_the_rule_is_forbidden_with_its_reason() {
+    let mut conn = db();
+    let d = diff(OperationType::Create, json!({"id": "t1", "title": "!urgent", "done": false, "note": null}));
+    let err = apply(&mut conn, "alice", &d).expect_err("refused");
+    assert_eq!((err.kind, err.message.as_str()), (ErrorKind::Forbidden, "a title must not start with `!`"));
+    assert!(all_tasks(&mut conn).is_empty());
+}
+
+#[test]
+fn the_update_rule_sees_the_row_as_it_will_be() {
+    let mut conn = with_task("alice");
+    // `done` alone keeps the stored note: allowed.
+    apply(&mut conn, "alice", &diff(OperationType::Update, json!({"id": "t1", "done": true})))
+        .expect("update");
+    // Clearing the note of a done task: refused, seen on the patched row.
+    let d = diff(OperationType::Update, json!({"id": "t1", "title": "milk", "note": null}));
+    let err = apply(&mut conn, "alice", &d).expect_err("refused");
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (ErrorKind::Forbidden, r#"task "milk" is done but has no note"#)
+    );
+    assert_eq!(read(&mut conn, "alice", "t1").expect("row")["title"], "buy milk");
+}
+
+#[test]
+fn the_delete_rule_runs_on_the_row_to_delete() {
+    let mut conn = with_task("alice");
+    let d = diff(OperationType::Delete, json!({"id": "t1"}));
+    let err = apply(&mut conn, "alice", &d).expect_err("refused");
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (ErrorKind::Forbidden, r#"alice may only delete done tasks, not "buy milk""#)
+    );
+    apply(&mut conn, "alice", &diff(OperationType::Update, json!({"id": "t1", "done": true})))
+        .expect("update");
+    apply(&mut conn, "alice", &d).expect("delete");
+    assert!(all_tasks(&mut conn).is_empty());
+}
+
+#[test]
+fn the_rules_refuse_nothing_of_another_owners_row_but_report_it_missing() {
+    let mut conn = with_task("alice");
+    let update = diff(OperationType::Update, json!({"id": "t1", "note": null, "done": true}));
+    assert_invalid(Task::validate_update(&mut conn, "bob", &update), "there is no task");
+    assert_invalid(
+        Task::validate_delete(&mut conn, "bob", &diff(OperationType::Delete, json!({"id": "t1"}))),
+        "there is no task",
+    );
+}
+
+#[test]
+fn a_model_with_its_own_id_and_owner_columns_round_trips() {
+    let mut conn = db();
+    let note = |op, data| Diff::new("d1", op, "notes", data);
+    let create = note(OperationType::Create, json!({"id": "n1", "body": "hello"}));
+    Note::check(&create).expect("check");
+    Note::validate_create(&mut conn, "alice", &create).expect("rule");
+    Note::create(&mut conn, "alice", &create).expect("create");
+    assert_eq!(
+        Note::read(&mut conn, "alice", "n1").expect("read").map(Value::Object),
+        Some(json!({"id": "n1", "body": "hello"}))
+    );
+    assert_invalid(
+        Note::check(&note(OperationType::Update, json!({"id": "n1", "user_id": "bob"}))),
+        "`user_id` is set by the server",
+    );
+    assert_invalid(
+        Note::check(&note(OperationType::Create, json!({"id": "n2", "uuid": "x", "body": "b"}))),
+        "unknown field `uuid`",
+    );
+
+    let empty = note(OperationType::Update, json!({"id": "n1", "body": ""}));
+    let err = Note::validate_update(&mut conn, "alice", &empty).expect_err("refused");
+    assert_eq!((err.kind, err.message.as_str()), (ErrorKind::Forbidden, "a note needs a body"));
+    let update = note(OperationType::Update, json!({"id": "n1", "body": "bye"}));
+    Note::validate_update(&mut conn, "alice", &update).expect("rule");
+    Note::update(&mut conn, "alice", &update).expect("update");
+    assert_eq!(Note::read(&mut conn, "alice", "n1").expect("read").expect("row")["body"], "bye");
+
+    // `validate` does not apply to deletes.
+    let delete = note(OperationType::Delete, json!({"id": "n1"}));
+    Note::validate_delete(&mut conn, "bob", &delete).expect("no rule");
+    assert_invalid(Note::delete(&mut conn, "bob", &delete), "there is no notes");
+    Note::delete(&mut conn, "alice", &delete).expect("delete");
+    assert_eq!(Note::read(&mut conn, "alice", "n1").expect("read"), None);
+}

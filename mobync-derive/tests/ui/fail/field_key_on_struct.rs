@@ -1,0 +1,9 @@
+#[derive(mobync::Syncable)]
+#[mobync(skip)]
+struct Task {
+    id: String,
+    owner: String,
+    title: String,
+}
+
+fn main() {}

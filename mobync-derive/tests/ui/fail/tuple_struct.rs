@@ -1,0 +1,4 @@
+#[derive(mobync::Syncable)]
+struct Task(String, String, String);
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(mobync::Syncable)]
+union Task {
+    id: u64,
+    owner: u64,
+}
+
+fn main() {}

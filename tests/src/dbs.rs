@@ -1,0 +1,153 @@
+//! A fresh, empty database per test on each backend: a SQLite file in a
+//! temporary directory, a new PostgreSQL or MariaDB database (dropped when
+//! the [`TestDb`] is). Server URLs come from `MOBYNC_TEST_POSTGRES` and
+//! `MOBYNC_TEST_MYSQL` (admin URLs), defaulting to this machine's servers.
+//! A server that does not answer skips the test, except under `CI=true`,
+//! where it fails it.
+
+use diesel::connection::SimpleConnection;
+use mobync::db::Dialect;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A backend the tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// The PostgreSQL server.
+    Postgres,
+    /// The MariaDB/MySQL server.
+    Mysql,
+}
+
+/// Every backend this build of mobync has.
+pub fn backends() -> Vec<Backend> {
+    Dialect::enabled()
+        .into_iter()
+        .map(|d| match d {
+            Dialect::Sqlite => Backend::Sqlite,
+            Dialect::Postgres => Backend::Postgres,
+            Dialect::Mysql => Backend::Mysql,
+        })
+        .collect()
+}
+
+/// A fresh database, removed on drop.
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    backend: Backend,
+    name: String,
+    dir: Option<PathBuf>,
+}
+
+impl TestDb {
+    /// Its dialect.
+    pub fn dialect(&self) -> Dialect {
+        Dialect::of_url(&self.url)
+    }
+
+    /// Its backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique_name() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("mobync_t{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), nanos)
+}
+
+fn admin_url(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => std::env::var("MOBYNC_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        Backend::Mysql => {
+            std::env::var("MOBYNC_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+        }
+        Backend::Sqlite => String::new(),
+    }
+}
+
+/// Replaces the database name (the last path segment) of a server URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let cut = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..cut], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn admin(backend: Backend, sql: &str) -> Result<(), String> {
+    let url = admin_url(backend);
+    let mut conn = mobync::db::DbConnection::open(&url).map_err(|e| format!("{url}: {e}"))?;
+    conn.batch_execute(sql).map_err(|e| format!("{url}: {e}"))
+}
+
+/// A fresh database on `backend`, or `None` (after saying why) when its
+/// server does not answer outside CI.
+pub fn fresh(backend: Backend) -> Option<TestDb> {
+    let name = unique_name();
+    let made = match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(&name);
+            std::fs::create_dir_all(&dir).map(|_| dir).map_err(|e| e.to_string())
+        }
+        Backend::Postgres | Backend::Mysql => admin(backend, &format!("CREATE DATABASE {name}")).map(|_| PathBuf::new()),
+    };
+    match made {
+        Ok(dir) if backend == Backend::Sqlite => {
+            let url = dir.join("test.sqlite").display().to_string();
+            Some(TestDb { url, backend, name, dir: Some(dir) })
+        }
+        Ok(_) => Some(TestDb { url: with_database(&admin_url(backend), &name), backend, name, dir: None }),
+        Err(err) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{backend:?} is required under CI=true but is not reachable: {err}")
+        }
+        Err(err) => {
+            eprintln!("skipping the {backend:?} part of this test: {err}");
+            None
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match self.backend {
+            Backend::Sqlite => {
+                if let Some(dir) = &self.dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+            Backend::Postgres => {
+                let _ = admin(self.backend, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            }
+            Backend::Mysql => {
+                let _ = admin(self.backend, &format!("DROP DATABASE IF EXISTS {}", self.name));
+            }
+        }
+    }
+}
+
+/// Opens a connection to `db`.
+pub fn connect(db: &TestDb) -> mobync::db::DbConnection {
+    mobync::db::DbConnection::open(&db.url).unwrap_or_else(|e| panic!("{}: {e}", db.url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn the_database_name_is_the_last_path_segment() {
+        assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
+        assert_eq!(with_database("mysql://root@h:3306/test?a=b", "x"), "mysql://root@h:3306/x?a=b");
+        assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+    }
+}

@@ -1,0 +1,102 @@
+//! Syncing over real HTTP, the way a phone does: a [`Server`] that POSTs to
+//! a running mobync server, and the todo example's `/signup`.
+
+use mobync::client::Rows;
+use mobync::testing::Server;
+use mobync::{ErrorKind, SyncError, SyncRequest, SyncResponse};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A raw HTTP answer: status and body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as JSON (panics if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build()
+}
+
+/// POSTs `body` to `url` and returns whatever came back.
+pub fn post(url: &str, content_type: &str, body: &[u8]) -> Answer {
+    match agent().post(url).set("Content-Type", content_type).send_bytes(body) {
+        Ok(resp) => Answer { status: resp.status(), body: resp.into_string().unwrap_or_default() },
+        Err(ureq::Error::Status(status, resp)) => Answer { status, body: resp.into_string().unwrap_or_default() },
+        Err(err) => panic!("POST {url}: {err}"),
+    }
+}
+
+/// GETs `url`; `None` if nothing answers.
+pub fn get(url: &str) -> Option<Answer> {
+    match agent().get(url).call() {
+        Ok(resp) => Some(Answer { status: resp.status(), body: resp.into_string().unwrap_or_default() }),
+        Err(ureq::Error::Status(status, resp)) => Some(Answer { status, body: resp.into_string().unwrap_or_default() }),
+        Err(_) => None,
+    }
+}
+
+/// A new owner from the todo example's `/signup`: (auth_token, owner id).
+pub fn signup(base: &str, name: &str) -> (String, String) {
+    let answer = post(&format!("{base}/signup"), "application/json", serde_json::json!({"name": name}).to_string().as_bytes());
+    assert_eq!(answer.status, 200, "signup: {}", answer.body);
+    let json = answer.json();
+    (json["auth_token"].as_str().unwrap_or_default().to_owned(), json["owner"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Turns an error answer back into the [`SyncError`] it carries.
+pub fn error_of(answer: &Answer) -> SyncError {
+    let json = answer.json();
+    let kinds = [
+        ErrorKind::MalformedRequest,
+        ErrorKind::Unauthenticated,
+        ErrorKind::Forbidden,
+        ErrorKind::InvalidClock,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::InvalidDiff,
+        ErrorKind::Internal,
+    ];
+    let code = json["error"].as_str().unwrap_or_default();
+    let kind = kinds.into_iter().find(|k| k.code() == code).unwrap_or_else(|| panic!("unknown error code: {}", answer.body));
+    assert_eq!(kind.status(), answer.status, "status and code disagree: {}", answer.body);
+    assert_eq!(json["success"], false);
+    let mut err = SyncError::new(kind, json["message"].as_str().unwrap_or_default());
+    err.diff_id = json["diff_id"].as_str().map(str::to_owned);
+    err
+}
+
+/// A mobync server at `base` (e.g. `http://127.0.0.1:8000`), synced at
+/// `base + path`; `rows` reads the server's rows of an owner token.
+pub struct HttpServer<F> {
+    /// The sync URL.
+    pub sync_url: String,
+    /// Reads the server's rows of the owner of a token.
+    pub rows: F,
+}
+
+impl<F: FnMut(&str) -> Rows> Server for HttpServer<F> {
+    fn sync(&mut self, token: &str, request: &SyncRequest) -> Result<SyncResponse, SyncError> {
+        let mut request = request.clone();
+        request.auth_token = token.to_owned();
+        let body = serde_json::to_vec(&request).map_err(SyncError::internal)?;
+        let answer = post(&self.sync_url, "application/json", &body);
+        if answer.status == 200 {
+            serde_json::from_str(&answer.body).map_err(|e| SyncError::internal(format!("{e}: {}", answer.body)))
+        } else {
+            Err(error_of(&answer))
+        }
+    }
+
+    fn rows(&mut self, token: &str) -> Rows {
+        (self.rows)(token)
+    }
+}

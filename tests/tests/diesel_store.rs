@@ -1,0 +1,152 @@
+//! The engine over the Diesel store, on every backend: the worked example,
+//! the convergence property, failed syncs that change nothing, and
+//! concurrent syncs of one owner.
+
+use mobync::client::{Device, Rows};
+use mobync::db::{self, DieselStore, Tables};
+use mobync::testing::{self, Server};
+use mobync::{Diff, ErrorKind, Mobync, Models, OperationType::*, SyncError, SyncRequest, SyncResponse};
+use mobync_tests::dbs::{self, Backend, TestDb};
+use mobync_tests::models;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::json;
+use std::sync::Arc;
+
+type Engine = Mobync<DieselStore, Models>;
+
+fn engine(db: &TestDb) -> Engine {
+    let pool = db::pool_with(&db.url, 4).expect("pool");
+    let mut conn = pool.get().expect("connection");
+    models::create_tables(&mut conn);
+    db::migrations::run(&mut conn, &Tables::default()).expect("migrations");
+    drop(conn);
+    Mobync::new(DieselStore::new(pool, Tables::default()), models::models())
+}
+
+struct DbServer<'a>(&'a Engine);
+
+impl Server for DbServer<'_> {
+    fn sync(&mut self, token: &str, request: &SyncRequest) -> Result<SyncResponse, SyncError> {
+        self.0.apply(request.logical_clock, request.diffs.clone(), token)
+    }
+
+    fn rows(&mut self, token: &str) -> Rows {
+        let mut conn = self.0.store().pool().get().expect("connection");
+        models::rows(&mut conn, token)
+    }
+}
+
+fn each_backend(test: impl Fn(&TestDb)) {
+    for backend in dbs::backends() {
+        if let Some(db) = dbs::fresh(backend) {
+            test(&db);
+        }
+    }
+}
+
+#[test]
+fn worked_example_on_every_backend() {
+    each_backend(|db| {
+        let engine = engine(db);
+        testing::worked_example(&mut DbServer(&engine), "alice");
+        testing::worked_example(&mut DbServer(&engine), "bob");
+    });
+}
+
+#[test]
+fn devices_converge_on_every_backend() {
+    each_backend(|db| {
+        let engine = engine(db);
+        let cases = if db.backend() == Backend::Sqlite { 48 } else { 24 };
+        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        let owners = std::sync::atomic::AtomicUsize::new(0);
+        runner
+            .run(&testing::plans(40), |plan| {
+                let owner = format!("owner{}", owners.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+                testing::converge(&mut DbServer(&engine), &owner, &plan);
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{:?}: {e}", db.backend()));
+    });
+}
+
+fn task(id: &str, row: &str, title: &str) -> Diff {
+    Diff::new(id, Create, "task", json!({"id": row, "title": title, "done": false})).at(1, 10)
+}
+
+#[test]
+fn a_failed_sync_leaves_tables_log_and_clock_byte_identical() {
+    each_backend(|db| {
+        let engine = engine(db);
+        let mut a = Device::new("A");
+        a.create("task", "t1", json!({"title": "one", "done": false}), 5);
+        a.create("project", "p1", json!({"name": "home"}), 6);
+        testing::sync(&mut DbServer(&engine), "alice", &mut a);
+        let ok = task("ok", "t2", "fine");
+        let update = |id: &str, data| Diff::new(id, Update, "task", data).at(1, 11);
+        let cases: Vec<(&str, Vec<Diff>, ErrorKind)> = vec![
+            ("alice", vec![ok.clone(), task("bad", "t3", "   ")], ErrorKind::Forbidden),
+            ("alice", vec![ok.clone(), update("u", json!({"id": "t1", "colour": "red"}))], ErrorKind::InvalidDiff),
+            ("alice", vec![ok.clone(), update("u", json!({"id": "t1", "done": "yes"}))], ErrorKind::InvalidDiff),
+            ("alice", vec![ok.clone(), update("u", json!({"id": "t1", "owner": "bob"}))], ErrorKind::InvalidDiff),
+            ("alice", vec![ok.clone(), Diff::new("c", Create, "task", json!({"id": "t4", "title": "x"}))], ErrorKind::InvalidDiff),
+            ("alice", vec![ok.clone(), Diff::new("c", Create, "tsk", json!({"id": "t4"}))], ErrorKind::InvalidDiff),
+            ("bob", vec![task("b1", "t9", "mine"), update("u", json!({"id": "t1", "done": true}))], ErrorKind::InvalidDiff),
+            ("bob", vec![task("b1", "t9", "mine"), Diff::new("d", Delete, "task", json!({"id": "t1"}))], ErrorKind::InvalidDiff),
+            ("bob", vec![task("b1", "t1", "taken")], ErrorKind::InvalidDiff),
+            (
+                "alice",
+                vec![ok.clone(), update("u", json!({"id": "t1", "done": true})), Diff::new("p", Create, "project", json!({"id": "p2", "name": "boom"}))],
+                ErrorKind::Internal,
+            ),
+        ];
+        for (owner, diffs, kind) in cases {
+            let before = models::dump(db);
+            let cursor = if owner == "alice" { 1 } else { 0 };
+            let err = engine.apply(cursor, diffs.clone(), owner).expect_err("must fail");
+            assert_eq!(err.kind, kind, "{:?} {diffs:?}: {err}", db.backend());
+            assert_eq!(models::dump(db), before, "{:?}: a failed sync changed the database", db.backend());
+        }
+        // A foreign row and a missing row are told apart by nothing.
+        let foreign = engine.apply(0, vec![update("u", json!({"id": "t1", "done": true}))], "bob").unwrap_err();
+        let missing = engine.apply(0, vec![update("u", json!({"id": "nope", "done": true}))], "bob").unwrap_err();
+        assert_eq!(foreign.message.replace("t1", "X"), missing.message.replace("nope", "X"));
+    });
+}
+
+#[test]
+fn concurrent_syncs_of_one_owner_never_share_a_clock_and_lose_nothing() {
+    each_backend(|db| {
+        let engine = Arc::new(engine(db));
+        let rounds = 25;
+        let threads: Vec<_> = (0..2)
+            .map(|t| {
+                let engine = engine.clone();
+                std::thread::spawn(move || {
+                    let mut device = Device::new(format!("dev{t}"));
+                    for i in 0..rounds {
+                        device.create("task", &format!("t{t}-{i}"), json!({"title": format!("{t}/{i}"), "done": false}), i);
+                        testing::sync(&mut DbServer(&engine), "alice", &mut device);
+                    }
+                    device
+                })
+            })
+            .collect();
+        let mut devices: Vec<Device> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
+        for device in devices.iter_mut() {
+            testing::sync(&mut DbServer(&engine), "alice", device);
+        }
+        let mut conn = engine.store().pool().get().expect("connection");
+        let log = {
+            use mobync::Store;
+            engine.store().diffs_since(&mut conn, "alice", 0).expect("log")
+        };
+        assert_eq!(log.len(), 2 * rounds as usize, "{:?}: every diff is logged once", db.backend());
+        let mut stamps: Vec<i64> = log.iter().map(|d| d.logical_clock).collect();
+        stamps.dedup();
+        assert_eq!(stamps.len(), log.len(), "{:?}: each sync had its own clock value", db.backend());
+        assert_eq!(stamps, (0..log.len() as i64).collect::<Vec<_>>());
+        assert_eq!(devices[0].rows(), devices[1].rows());
+        assert_eq!(devices[0].rows().len(), 2 * rounds as usize);
+    });
+}
