@@ -11,7 +11,7 @@
 //! use mobync::db::{self, DieselStore, Tables};
 //! let pool = db::pool(&url)?;
 //! let tables = Tables::default();
-X
+//! db::migrations::run(&mut *pool.get()?, &tables).expect("mobync's tables");
 //! let store = DieselStore::new(pool, tables);
 //! # Ok(()) }
 //! ```
