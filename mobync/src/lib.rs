@@ -39,3 +39,8 @@ pub use fairing::{Authenticator, SyncFairing};
 pub use mobync_derive::Syncable;
 pub use syncable::{Models, Syncable};
 pub use protocol::{Diff, JsonObject, OperationType, SyncRequest, SyncResponse};
+
+/// The README's code, compiled as a doc test.
+#[cfg(all(doctest, feature = "rocket", feature = "sqlite"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
