@@ -33,7 +33,8 @@ pub trait Store: Send + Sync {
     fn known_ids(&self, conn: &mut Self::Conn, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError>;
 
     /// Stores `applied` (already stamped with `stamp`, in order), remembers
-    /// the `dropped` ids, and advances `owner`'s clock to `stamp + 1`.
+    /// the `dropped` ids, and, if `applied` is not empty, advances `owner`'s
+    /// clock to `stamp + 1`.
     fn record(
         &self,
         conn: &mut Self::Conn,
@@ -228,19 +229,21 @@ where
         let local: Vec<Diff> = diffs.iter().filter(|d| !known.dropped.contains(&d.id)).cloned().collect();
         let Merge { apply, send } = merge_retried(&server, &local, &applied);
         let mut apply: Vec<Diff> = apply.into_iter().filter(|d| !known.stored.contains(&d.id)).collect();
-        if apply.is_empty() {
-            return Ok(SyncResponse::ok(clock, send));
-        }
         for diff in &mut apply {
             diff.owner = owner.to_owned();
             diff.logical_clock = clock;
             self.write(conn, owner, diff).map_err(|e| e.with_diff(diff.id.clone()))?;
         }
+        // Every new diff of the request is now stored or remembered as
+        // dropped: a retry, whenever it comes, applies none of them again.
         let kept: HashSet<&str> = apply.iter().map(|d| d.id.as_str()).collect();
         let dropped: Vec<&str> =
             ids.iter().copied().filter(|id| !kept.contains(id) && !known.contains(id)).collect();
-        self.store.record(conn, owner, clock, &apply, &dropped)?;
-        Ok(SyncResponse::ok(clock + 1, send))
+        if !apply.is_empty() || !dropped.is_empty() {
+            self.store.record(conn, owner, clock, &apply, &dropped)?;
+        }
+        let clock = if apply.is_empty() { clock } else { clock + 1 };
+        Ok(SyncResponse::ok(clock, send))
     }
 
     fn write(&self, conn: &mut St::Conn, owner: &str, diff: &Diff) -> Result<(), SyncError> {

@@ -120,7 +120,9 @@ impl Store for MemoryStore {
         let log = conn.logs.entry(owner.to_owned()).or_default();
         log.diffs.extend(applied.iter().cloned());
         log.dropped.extend(dropped.iter().map(|id| id.to_string()));
-        log.clock = stamp + 1;
+        if !applied.is_empty() {
+            log.clock = stamp + 1;
+        }
         Ok(())
     }
 }

@@ -150,3 +150,39 @@ fn concurrent_syncs_of_one_owner_never_share_a_clock_and_lose_nothing() {
         assert_eq!(devices[0].rows().len(), 2 * rounds as usize);
     });
 }
+
+#[test]
+fn a_locked_owner_does_not_block_another_owner_on_server_backends() {
+    use diesel::connection::SimpleConnection;
+    use std::time::{Duration, Instant};
+    each_backend(|db| {
+        if db.backend() == Backend::Sqlite {
+            return; // SQLite has one writer at a time by design
+        }
+        let engine = Arc::new(engine(db));
+        for owner in ["alice", "bob"] {
+            engine.apply(0, vec![task(&format!("{owner}-0"), &format!("{owner}-r0"), "x")], owner).expect("first sync");
+        }
+        // Another process holds alice's clock row.
+        let mut holder = dbs::connect(db);
+        holder.batch_execute("BEGIN").expect("begin");
+        holder.batch_execute("SELECT logical_clock FROM diffs_clocks WHERE owner = 'alice' FOR UPDATE").expect("lock");
+
+        let started = Instant::now();
+        engine.apply(1, vec![task("bob-1", "bob-r1", "y")], "bob").expect("bob syncs");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}: bob waited for alice's lock", db.backend());
+
+        let waiting = {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                engine.apply(1, vec![task("alice-1", "alice-r1", "z")], "alice").expect("alice syncs");
+                started.elapsed()
+            })
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        holder.batch_execute("COMMIT").expect("release");
+        let waited = waiting.join().expect("alice's thread");
+        assert!(waited >= Duration::from_millis(400), "{:?}: alice's sync did not wait for her lock", db.backend());
+    });
+}

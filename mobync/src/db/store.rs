@@ -243,6 +243,9 @@ impl Store for DieselStore {
             })
             .map_err(db)?;
         }
+        if applied.is_empty() {
+            return Ok(());
+        }
         let sql = format!(
             "UPDATE {} SET logical_clock = {} WHERE owner = {}",
             d.quote(self.tables.clocks()),

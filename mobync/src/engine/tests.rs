@@ -111,10 +111,17 @@ fn a_sync_with_nothing_to_apply_does_not_advance_the_clock() {
     let answer = e.apply(a.cursor(), vec![], "alice").unwrap();
     assert_eq!(answer.logical_clock, 1);
     let cancelled = vec![create("c1", "r8", "x"), Diff::new("c2", Delete, "task", json!({"id": "r8"})).at(1, 21)];
-    let before = e.store().snapshot();
-    let answer = e.apply(1, cancelled, "alice").unwrap();
+    let rows_before = e.store().rows("alice");
+    let answer = e.apply(1, cancelled.clone(), "alice").unwrap();
     assert_eq!(answer.logical_clock, 1);
-    assert_eq!(e.store().snapshot(), before);
+    assert_eq!(e.store().rows("alice"), rows_before);
+    let snapshot = e.store().snapshot();
+    let log = &snapshot.logs["alice"];
+    assert_eq!((log.clock, log.diffs.len()), (1, 1));
+    assert!(log.dropped.contains("c1") && log.dropped.contains("c2"), "remembered for retries");
+    let after = e.store().snapshot();
+    e.apply(1, cancelled, "alice").unwrap();
+    assert_eq!(e.store().snapshot(), after, "sent again: nothing changes");
 }
 
 #[test]

@@ -5,12 +5,14 @@ use mobync::client::Rows;
 use mobync_tests::dbs::{self, Backend, TestDb};
 use mobync_tests::http::{self, HttpServer};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct TodoServer {
     pub base: String,
-    pub db: TestDb,
+    /// The database; shared by every server started with [`TodoServer::another`].
+    pub db: Arc<TestDb>,
     child: Child,
 }
 
@@ -22,7 +24,16 @@ impl TodoServer {
     /// The server on a fresh database of `backend`, `None` if that backend
     /// is unreachable outside CI. `env` adds settings (e.g. `ROCKET_MOBYNC`).
     pub fn start(backend: Backend, env: &[(&str, &str)]) -> Option<TodoServer> {
-        let db = dbs::fresh(backend)?;
+        Some(Self::spawn(Arc::new(dbs::fresh(backend)?), env))
+    }
+
+    /// A second server process on the same database.
+    #[allow(dead_code)] // not every test file runs two
+    pub fn another(&self) -> TodoServer {
+        Self::spawn(self.db.clone(), &[])
+    }
+
+    fn spawn(db: Arc<TestDb>, env: &[(&str, &str)]) -> TodoServer {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_todo"))
             .env("DATABASE_URL", &db.url)
@@ -39,7 +50,7 @@ impl TodoServer {
             assert!(Instant::now() < deadline, "the todo server did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(server)
+        server
     }
 
     pub fn sync_url(&self) -> String {
@@ -49,12 +60,12 @@ impl TodoServer {
     /// A `Server` for the conformance scenarios; `owners` maps tokens to owners.
     #[allow(dead_code)] // not every test file syncs devices
     pub fn as_server(&self, owners: HashMap<String, String>) -> HttpServer<impl FnMut(&str) -> Rows + '_> {
-        let db = &self.db;
+        let db = self.db.clone();
         HttpServer {
             sync_url: self.sync_url(),
             rows: move |token: &str| {
                 let owner = owners.get(token).expect("a known token");
-                mobync_tests::models::rows(&mut dbs::connect(db), owner)
+                mobync_tests::models::rows(&mut dbs::connect(&db), owner)
             },
         }
     }
