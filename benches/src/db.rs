@@ -1,0 +1,139 @@
+//! Fresh databases for one benchmark: a SQLite file in its own directory
+//! under the system temp dir, or a new PostgreSQL database
+//! (`bench_<tag>_<pid>_<n>`) on the server of `MOBYNC_BENCH_POSTGRES` (an
+//! admin URL, default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! Removed or dropped when the [`BenchDb`] is dropped.
+
+use diesel::connection::SimpleConnection;
+use mobync::db::DbConnection;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A backend of the benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// A SQLite file (WAL, as mobync's pool sets it up).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "pg" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(format!("unknown backend {s:?} (sqlite, postgres)")),
+        }
+    }
+}
+
+/// The PostgreSQL admin URL.
+pub fn postgres_admin_url() -> String {
+    std::env::var("MOBYNC_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database, removed on drop.
+pub struct BenchDb {
+    /// Its URL (a path for SQLite).
+    pub url: String,
+    /// Its backend.
+    pub backend: Backend,
+    name: String,
+    dir: Option<PathBuf>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let cut = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..cut], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn admin(sql: &str) -> Result<(), String> {
+    let url = postgres_admin_url();
+    let mut conn = DbConnection::open(&url).map_err(|e| format!("{url}: {e}"))?;
+    conn.batch_execute(sql).map_err(|e| format!("{url}: {sql}: {e}"))
+}
+
+impl BenchDb {
+    /// A fresh database of `backend`; `tag` goes into its name.
+    pub fn fresh(backend: Backend, tag: &str) -> Result<BenchDb, String> {
+        let name = format!("bench_{tag}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("mobync-{name}"));
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let url = dir.join("db.sqlite").display().to_string();
+                Ok(BenchDb { url, backend, name, dir: Some(dir) })
+            }
+            Backend::Postgres => {
+                admin(&format!("CREATE DATABASE {name}"))?;
+                Ok(BenchDb { url: with_database(&postgres_admin_url(), &name), backend, name, dir: None })
+            }
+        }
+    }
+
+    /// A new connection to it (SQLite: with the pragmas of mobync's pool).
+    pub fn connect(&self) -> Result<DbConnection, String> {
+        let mut conn = DbConnection::open(&self.url).map_err(|e| format!("{}: {e}", self.url))?;
+        if self.backend == Backend::Sqlite {
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(conn)
+    }
+
+    /// Its name (the database name, or the SQLite directory's).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        match self.backend {
+            Backend::Sqlite => {
+                if let Some(dir) = &self.dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+            Backend::Postgres => {
+                if let Err(err) = admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+                    eprintln!("could not drop {}: {err}", self.name);
+                }
+            }
+        }
+    }
+}
+
+/// Creates the todo example's tables (its own migrations) and mobync's
+/// (diff log, clocks, dropped ids) in the database at `url`, as the todo
+/// server does at start.
+pub fn migrate_todo(url: &str) -> Result<(), String> {
+    drop(todo::rocket(url).map_err(|e| format!("todo migrations on {url}: {e}"))?);
+    let mut conn = DbConnection::open(url).map_err(|e| format!("{url}: {e}"))?;
+    mobync::db::migrations::run(&mut conn, &mobync::db::Tables::default())
+        .map_err(|e| format!("mobync migrations on {url}: {e}"))
+}
