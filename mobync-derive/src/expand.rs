@@ -227,19 +227,12 @@ fn impl_syncable(input: &Struct, roles: &Roles) -> TokenStream {
         create: quote! {
             #traits
             let row = __mobync_row(owner, diff)?;
-            let row_id = diff.row_id();
-            let taken: i64 = #table::table
-                .filter(#table::#id_col.eq(row_id))
-                .count()
-                .get_result(conn)
-                .map_err(#private::db)?;
-            if taken > 0 {
-                return ::core::result::Result::Err(#private::taken(#model, row_id));
-            }
+            // One statement: a taken id is the primary key's unique
+            // violation, and the failed sync rolls back as a whole.
             #private::diesel::insert_into(#table::table)
                 .values(&row)
                 .execute(conn)
-                .map_err(#private::db)?;
+                .map_err(|err| #private::insert_failed(#model, diff.row_id(), err))?;
             ::core::result::Result::Ok(())
         },
         update: quote! {

@@ -55,6 +55,18 @@ pub fn taken(model: &str, id: &str) -> SyncError {
     SyncError::invalid_diff(format!("a {model} with id {id:?} already exists"))
 }
 
+/// The error of a create's INSERT: a unique violation is a row id (or
+/// another unique value of the row) that is already taken, `invalid_diff`;
+/// anything else is `internal`. A create is one statement: the failed
+/// INSERT rolls the whole sync back, so no check before it is needed.
+pub fn insert_failed(model: &str, id: &str, err: diesel::result::Error) -> SyncError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match err {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => taken(model, id),
+        other => db(other),
+    }
+}
+
 /// A diff sets a field the server owns (the owner column).
 pub fn server_field(model: &str, field: &str) -> SyncError {
     SyncError::invalid_diff(format!("{model}: field `{field}` is set by the server, not by clients"))

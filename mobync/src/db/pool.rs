@@ -53,7 +53,9 @@ pub fn pool(url: &str) -> Result<Pool, r2d2::PoolError> {
     pool_with(url, 10)
 }
 
-/// A pool of up to `max_size` connections to `url`.
+/// A pool of up to `max_size` connections to `url`. Connections are not
+/// pinged at every checkout (a round trip per sync); a connection that broke
+/// fails one transaction and is then dropped by the pool.
 pub fn pool_with(url: &str, max_size: u32) -> Result<Pool, r2d2::PoolError> {
-    r2d2::Pool::builder().max_size(max_size).build(Manager::new(url))
+    r2d2::Pool::builder().max_size(max_size).test_on_check_out(false).build(Manager::new(url))
 }

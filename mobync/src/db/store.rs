@@ -7,7 +7,7 @@ use crate::error::SyncError;
 use crate::protocol::{Diff, OperationType};
 use diesel::sql_types::{BigInt, Integer, Text};
 use diesel::{QueryableByName, RunQueryDsl};
-use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 
 /// Rows per multi-row INSERT and ids per `IN (...)`: far below every
 /// backend's bind limit.
@@ -19,12 +19,13 @@ const CHUNK: usize = 200;
 pub struct DieselStore {
     pool: Pool,
     tables: Tables,
+    sqlite_writer: Mutex<()>,
 }
 
 impl DieselStore {
     /// A store over `pool`, on `tables` (created by [`super::migrations::run`]).
     pub fn new(pool: Pool, tables: Tables) -> Self {
-        DieselStore { pool, tables }
+        DieselStore { pool, tables, sqlite_writer: Mutex::new(()) }
     }
 
     /// The pool.
@@ -81,9 +82,12 @@ struct ClockRow {
 }
 
 #[derive(QueryableByName)]
-struct IdRow {
+struct KnownRow {
     #[diesel(sql_type = Text)]
     id: String,
+    /// `s`: stored in the log, `d`: dropped.
+    #[diesel(sql_type = Text)]
+    kind: String,
 }
 
 fn db(err: diesel::result::Error) -> SyncError {
@@ -124,28 +128,43 @@ impl DieselStore {
         Ok(())
     }
 
-    /// Which of `ids` are in `table` for `owner`.
-    fn ids_in(&self, conn: &mut DbConnection, table: &str, owner: &str, ids: &[&str]) -> Result<HashSet<String>, SyncError> {
+    /// Which of `ids` are in the log and which in the dropped ids of
+    /// `owner`: one query per chunk of ids.
+    fn known_in(&self, conn: &mut DbConnection, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
         let d = conn.dialect();
-        let mut found = HashSet::new();
+        let mut known = KnownIds::default();
         for chunk in ids.chunks(CHUNK) {
+            let n = chunk.len();
             let sql = format!(
-                "SELECT id FROM {} WHERE owner = {} AND id IN ({})",
-                d.quote(table),
+                "SELECT id, 's' AS kind FROM {} WHERE owner = {} AND id IN ({}) \
+                 UNION ALL SELECT id, 'd' AS kind FROM {} WHERE owner = {} AND id IN ({})",
+                d.quote(self.tables.diffs()),
                 d.param(1),
-                d.params(2, chunk.len())
+                d.params(2, n),
+                d.quote(self.tables.dropped()),
+                d.param(n + 2),
+                d.params(n + 3, n)
             );
-            let rows: Vec<IdRow> = with_inner!(conn, c => {
-                let mut query = diesel::sql_query(&sql).into_boxed().bind::<Text, _>(owner);
-                for id in chunk {
-                    query = query.bind::<Text, _>(*id);
+            let rows: Vec<KnownRow> = with_inner!(conn, c => {
+                let mut query = diesel::sql_query(&sql).into_boxed();
+                for _ in 0..2 {
+                    query = query.bind::<Text, _>(owner);
+                    for id in chunk {
+                        query = query.bind::<Text, _>(*id);
+                    }
                 }
                 query.load(c)
             })
             .map_err(db)?;
-            found.extend(rows.into_iter().map(|r| r.id));
+            for row in rows {
+                if row.kind == "s" {
+                    known.stored.insert(row.id);
+                } else {
+                    known.dropped.insert(row.id);
+                }
+            }
         }
-        Ok(found)
+        Ok(known)
     }
 }
 
@@ -154,6 +173,12 @@ impl Store for DieselStore {
 
     fn transaction<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T, SyncError>) -> Result<T, SyncError> {
         let mut conn = self.pool.get().map_err(SyncError::internal)?;
+        // SQLite has one writer at a time. This process's writers queue on a
+        // mutex (a waiting thread wakes as soon as it is its turn) rather
+        // than in SQLite's busy handler, which polls with sleeps of up to
+        // 100 ms; other processes still meet the busy timeout.
+        let _turn = (conn.dialect() == Dialect::Sqlite)
+            .then(|| self.sqlite_writer.lock().unwrap_or_else(PoisonError::into_inner));
         write_transaction(&mut conn, f)
     }
 
@@ -188,10 +213,7 @@ impl Store for DieselStore {
     }
 
     fn known_ids(&self, conn: &mut DbConnection, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
-        Ok(KnownIds {
-            stored: self.ids_in(conn, self.tables.diffs(), owner, ids)?,
-            dropped: self.ids_in(conn, self.tables.dropped(), owner, ids)?,
-        })
+        self.known_in(conn, owner, ids)
     }
 
     fn record(
