@@ -96,7 +96,7 @@ impl Store for TimedStore {
     }
 
     fn known_ids(&self, conn: &mut DbConnection, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
-        timed("store: known_ids (2 SELECT ... IN)", || self.0.known_ids(conn, owner, ids))
+        timed("store: known_ids (SELECT ... IN, log and dropped)", || self.0.known_ids(conn, owner, ids))
     }
 
     fn record(
@@ -121,7 +121,7 @@ impl Synchronizer<DbConnection> for TimedModels {
         timed("models: read", || self.0.read(conn, owner, model, id))
     }
     fn create(&self, conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        timed("models: create (COUNT + INSERT)", || self.0.create(conn, owner, diff))
+        timed("models: create (INSERT)", || self.0.create(conn, owner, diff))
     }
     fn update(&self, conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
         timed("models: update (UPDATE)", || self.0.update(conn, owner, diff))
