@@ -57,17 +57,6 @@ pub struct BenchDb {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let cut = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
-    let mut out = format!("{}/{}", &base[..cut], name);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
 fn admin(sql: &str) -> Result<(), String> {
     let url = postgres_admin_url();
     let mut conn = DbConnection::open(&url).map_err(|e| format!("{url}: {e}"))?;
@@ -87,22 +76,15 @@ impl BenchDb {
             }
             Backend::Postgres => {
                 admin(&format!("CREATE DATABASE {name}"))?;
-                Ok(BenchDb { url: with_database(&postgres_admin_url(), &name), backend, name, dir: None })
+                Ok(BenchDb { url: mobync_tests::dbs::with_database(&postgres_admin_url(), &name), backend, name, dir: None })
             }
         }
     }
 
     /// A new connection to it (SQLite: with the pragmas of mobync's pool).
     pub fn connect(&self) -> Result<DbConnection, String> {
-        let mut conn = DbConnection::open(&self.url).map_err(|e| format!("{}: {e}", self.url))?;
-        if self.backend == Backend::Sqlite {
-            conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )
-            .map_err(|e| e.to_string())?;
-        }
-        Ok(conn)
+        use diesel::r2d2::ManageConnection;
+        mobync::db::Manager::new(self.url.as_str()).connect().map_err(|e| format!("{}: {e}", self.url))
     }
 
     /// Its name (the database name, or the SQLite directory's).

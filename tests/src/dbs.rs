@@ -73,7 +73,7 @@ fn admin_url(backend: Backend) -> String {
 }
 
 /// Replaces the database name (the last path segment) of a server URL.
-fn with_database(url: &str, name: &str) -> String {
+pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let cut = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
     let mut out = format!("{}/{}", &base[..cut], name);
