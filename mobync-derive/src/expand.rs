@@ -38,14 +38,15 @@ struct Bodies {
     validate_create: TokenStream,
     validate_update: TokenStream,
     validate_delete: TokenStream,
+    validate_all: TokenStream,
 }
 
 fn impl_block(ty: &Ident, model: &str, fields: &[String], bodies: Bodies) -> TokenStream {
-    let Bodies { check, read, create, update, delete, validate_create, validate_update, validate_delete } =
+    let Bodies { check, read, create, update, delete, validate_create, validate_update, validate_delete, validate_all } =
         bodies;
     quote! {
         #[automatically_derived]
-        #[allow(unused_variables, unreachable_code)]
+        #[allow(unused_variables, unused_mut, unreachable_code)]
         impl ::mobync::Syncable for #ty {
             const MODEL: &'static str = #model;
             const FIELDS: &'static [&'static str] = &[#(#fields),*];
@@ -102,6 +103,14 @@ fn impl_block(ty: &Ident, model: &str, fields: &[String], bodies: Bodies) -> Tok
             ) -> ::core::result::Result<(), ::mobync::error::SyncError> {
                 #validate_delete
             }
+
+            fn validate_all(
+                conn: &mut ::mobync::db::DbConnection,
+                owner: &str,
+                diffs: &[&::mobync::protocol::Diff],
+            ) -> ::core::result::Result<(), ::mobync::error::SyncError> {
+                #validate_all
+            }
         }
     }
 }
@@ -122,6 +131,7 @@ fn fallback(input: &DeriveInput) -> TokenStream {
         validate_create: stub(),
         validate_update: stub(),
         validate_delete: stub(),
+        validate_all: stub(),
     };
     impl_block(&input.ident, "", &[], bodies)
 }
@@ -202,6 +212,73 @@ fn impl_syncable(input: &Struct, roles: &Roles) -> TokenStream {
         None => quote!(::core::result::Result::Ok(())),
     };
 
+    // All the rules of a sync at once: the rows the update and delete rules
+    // need are read in one query, and patched in memory in order.
+    let (has_update_rule, has_delete_rule) = (update_rule.is_some(), delete_rule.is_some());
+    let create_arm = match &create_rule {
+        Some(rule) => quote! {
+            let row = __mobync_row(owner, diff)?;
+            #rule(owner, &row).map_err(#private::refused)
+        },
+        None => quote!(::core::result::Result::Ok(())),
+    };
+    let update_arm = match &update_rule {
+        Some(rule) => quote! {
+            let patch = __mobync_patch(diff)?;
+            let row = rows.get_mut(diff.row_id()).ok_or_else(|| #private::no_row(#model, diff.row_id()))?;
+            #(
+                if let ::core::option::Option::Some(value) = patch.#data {
+                    row.#data = value;
+                }
+            )*
+            #rule(owner, row).map_err(#private::refused)
+        },
+        None => quote!(::core::result::Result::Ok(())),
+    };
+    let delete_arm = match &delete_rule {
+        Some(rule) => quote! {
+            let row = rows.get(diff.row_id()).ok_or_else(|| #private::no_row(#model, diff.row_id()))?;
+            #rule(owner, row).map_err(#private::refused)
+        },
+        None => quote!(::core::result::Result::Ok(())),
+    };
+    let validate_all = quote! {
+        #traits
+        let wanted: ::std::vec::Vec<&str> = diffs
+            .iter()
+            .filter(|diff| match diff.op {
+                ::mobync::protocol::OperationType::Update => #has_update_rule,
+                ::mobync::protocol::OperationType::Delete => #has_delete_rule,
+                ::mobync::protocol::OperationType::Create => false,
+            })
+            .map(|diff| diff.row_id())
+            .collect();
+        let mut rows: ::std::collections::HashMap<::std::string::String, #ty> = ::std::collections::HashMap::new();
+        if !wanted.is_empty() {
+            let found: ::std::vec::Vec<#ty> = #table::table
+                .filter(#table::#id_col.eq_any(wanted))
+                .filter(#table::#owner_col.eq(owner))
+                .select(#ty::as_select())
+                .load::<#ty>(conn)
+                .map_err(#private::db)?;
+            for row in found {
+                let key = ::std::borrow::ToOwned::to_owned(::core::convert::AsRef::<str>::as_ref(&row.#id));
+                rows.insert(key, row);
+            }
+        }
+        for diff in diffs {
+            let mut check = || -> ::core::result::Result<(), ::mobync::error::SyncError> {
+                match diff.op {
+                    ::mobync::protocol::OperationType::Create => { #create_arm }
+                    ::mobync::protocol::OperationType::Update => { #update_arm }
+                    ::mobync::protocol::OperationType::Delete => { #delete_arm }
+                }
+            };
+            check().map_err(|err| err.with_diff(::std::clone::Clone::clone(&diff.id)))?;
+        }
+        ::core::result::Result::Ok(())
+    };
+
     let bodies = Bodies {
         check: quote! {
             if diff.op == ::mobync::protocol::OperationType::Create {
@@ -267,6 +344,7 @@ fn impl_syncable(input: &Struct, roles: &Roles) -> TokenStream {
         validate_create,
         validate_update,
         validate_delete,
+        validate_all,
     };
     let impl_block = impl_block(ty, &model, &fields, bodies);
 

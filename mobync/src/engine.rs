@@ -97,6 +97,22 @@ pub trait Synchronizer<C>: Send + Sync {
     fn validate_delete(&self, _conn: &mut C, _owner: &str, _diff: &Diff) -> Result<(), SyncError> {
         Ok(())
     }
+
+    /// The app's rules for all the diffs a sync is about to apply, in order,
+    /// before any is written; an error names its diff. The default runs
+    /// `validate_*` diff by diff; an implementation may read the rows it
+    /// needs at once (the one of `Models` does, one query per model).
+    fn validate_all(&self, conn: &mut C, owner: &str, diffs: &[Diff]) -> Result<(), SyncError> {
+        for diff in diffs {
+            match diff.op {
+                OperationType::Create => self.validate_create(conn, owner, diff),
+                OperationType::Update => self.validate_update(conn, owner, diff),
+                OperationType::Delete => self.validate_delete(conn, owner, diff),
+            }
+            .map_err(|e| e.with_diff(diff.id.clone()))?;
+        }
+        Ok(())
+    }
 }
 
 /// The default maximum number of diffs in one request.
@@ -232,6 +248,9 @@ where
         for diff in &mut apply {
             diff.owner = owner.to_owned();
             diff.logical_clock = clock;
+        }
+        self.sync.validate_all(conn, owner, &apply)?;
+        for diff in &apply {
             self.write(conn, owner, diff).map_err(|e| e.with_diff(diff.id.clone()))?;
         }
         // Every new diff of the request is now stored or remembered as
@@ -248,18 +267,9 @@ where
 
     fn write(&self, conn: &mut St::Conn, owner: &str, diff: &Diff) -> Result<(), SyncError> {
         match diff.op {
-            OperationType::Create => {
-                self.sync.validate_create(conn, owner, diff)?;
-                self.sync.create(conn, owner, diff)
-            }
-            OperationType::Update => {
-                self.sync.validate_update(conn, owner, diff)?;
-                self.sync.update(conn, owner, diff)
-            }
-            OperationType::Delete => {
-                self.sync.validate_delete(conn, owner, diff)?;
-                self.sync.delete(conn, owner, diff)
-            }
+            OperationType::Create => self.sync.create(conn, owner, diff),
+            OperationType::Update => self.sync.update(conn, owner, diff),
+            OperationType::Delete => self.sync.delete(conn, owner, diff),
         }
     }
 }

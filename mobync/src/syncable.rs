@@ -37,6 +37,10 @@ pub trait Syncable: 'static {
     fn validate_update(conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError>;
     /// Runs the app's rule for a delete on the row being deleted.
     fn validate_delete(conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError>;
+    /// Runs the rules on a sync's diffs of this model, in order, before any
+    /// is written, reading the rows the update and delete rules need in one
+    /// query; an error names its diff.
+    fn validate_all(conn: &mut DbConnection, owner: &str, diffs: &[&Diff]) -> Result<(), SyncError>;
 }
 
 type Op = fn(&mut DbConnection, &str, &Diff) -> Result<(), SyncError>;
@@ -52,6 +56,7 @@ struct Model {
     validate_create: Op,
     validate_update: Op,
     validate_delete: Op,
+    validate_all: fn(&mut DbConnection, &str, &[&Diff]) -> Result<(), SyncError>,
 }
 
 impl Model {
@@ -65,6 +70,7 @@ impl Model {
             validate_create: T::validate_create,
             validate_update: T::validate_update,
             validate_delete: T::validate_delete,
+            validate_all: T::validate_all,
         }
     }
 }
@@ -134,5 +140,19 @@ impl Synchronizer<DbConnection> for Models {
     }
     fn validate_delete(&self, conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
         (self.model(&diff.model)?.validate_delete)(conn, owner, diff)
+    }
+    fn validate_all(&self, conn: &mut DbConnection, owner: &str, diffs: &[Diff]) -> Result<(), SyncError> {
+        // Each model's diffs, in order, by model in order of appearance.
+        let mut by_model: Vec<(&str, Vec<&Diff>)> = Vec::new();
+        for diff in diffs {
+            match by_model.iter_mut().find(|(model, _)| *model == diff.model) {
+                Some((_, list)) => list.push(diff),
+                None => by_model.push((&diff.model, vec![diff])),
+            }
+        }
+        for (model, list) in by_model {
+            (self.model(model)?.validate_all)(conn, owner, &list)?;
+        }
+        Ok(())
     }
 }

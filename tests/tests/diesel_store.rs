@@ -86,6 +86,12 @@ fn a_failed_sync_leaves_tables_log_and_clock_byte_identical() {
         let update = |id: &str, data| Diff::new(id, Update, "task", data).at(1, 11);
         let cases: Vec<(&str, Vec<Diff>, ErrorKind)> = vec![
             ("alice", vec![ok.clone(), task("bad", "t3", "   ")], ErrorKind::Forbidden),
+            ("alice", vec![ok.clone(), update("blank", json!({"id": "t1", "title": " "}))], ErrorKind::Forbidden),
+            (
+                "alice",
+                vec![update("u1", json!({"id": "t1", "done": true})), update("u2", json!({"id": "t1", "title": ""}))],
+                ErrorKind::Forbidden,
+            ),
             ("alice", vec![ok.clone(), update("u", json!({"id": "t1", "colour": "red"}))], ErrorKind::InvalidDiff),
             ("alice", vec![ok.clone(), update("u", json!({"id": "t1", "done": "yes"}))], ErrorKind::InvalidDiff),
             ("alice", vec![ok.clone(), update("u", json!({"id": "t1", "owner": "bob"}))], ErrorKind::InvalidDiff),
@@ -107,9 +113,16 @@ fn a_failed_sync_leaves_tables_log_and_clock_byte_identical() {
             assert_eq!(err.kind, kind, "{:?} {diffs:?}: {err}", db.backend());
             assert_eq!(models::dump(db), before, "{:?}: a failed sync changed the database", db.backend());
         }
+        // The rule sees each row as the sync's updates leave it, in order.
+        let answer = engine
+            .apply(1, vec![update("v1", json!({"id": "t1", "title": "renamed"})), update("v2", json!({"id": "t1", "done": true}))], "alice")
+            .expect("two updates of one row");
+        assert_eq!(answer.logical_clock, 2);
+        let rows = models::rows(&mut dbs::connect(db), "alice");
+        assert_eq!(rows[&("task".to_string(), "t1".to_string())], *json!({"id": "t1", "title": "renamed", "done": true}).as_object().unwrap());
         // A foreign row and a missing row are told apart by nothing.
-        let foreign = engine.apply(0, vec![update("u", json!({"id": "t1", "done": true}))], "bob").unwrap_err();
-        let missing = engine.apply(0, vec![update("u", json!({"id": "nope", "done": true}))], "bob").unwrap_err();
+        let foreign = engine.apply(0, vec![update("u", json!({"id": "t1", "done": false}))], "bob").unwrap_err();
+        let missing = engine.apply(0, vec![update("u", json!({"id": "nope", "done": false}))], "bob").unwrap_err();
         assert_eq!(foreign.message.replace("t1", "X"), missing.message.replace("nope", "X"));
     });
 }
