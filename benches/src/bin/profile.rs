@@ -138,6 +138,10 @@ impl Synchronizer<DbConnection> for TimedModels {
     fn validate_delete(&self, conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
         timed("models: validate_delete", || self.0.validate_delete(conn, owner, diff))
     }
+
+    fn validate_all(&self, conn: &mut DbConnection, owner: &str, diffs: &[Diff]) -> Result<(), SyncError> {
+        timed("models: validate_all (rules; one SELECT of rows per model)", || self.0.validate_all(conn, owner, diffs))
+    }
 }
 
 // ---------------------------------------------------------------------------
