@@ -39,10 +39,11 @@ struct Bodies {
     validate_update: TokenStream,
     validate_delete: TokenStream,
     validate_all: TokenStream,
+    create_all: TokenStream,
 }
 
 fn impl_block(ty: &Ident, model: &str, fields: &[String], bodies: Bodies) -> TokenStream {
-    let Bodies { check, read, create, update, delete, validate_create, validate_update, validate_delete, validate_all } =
+    let Bodies { check, read, create, update, delete, validate_create, validate_update, validate_delete, validate_all, create_all } =
         bodies;
     quote! {
         #[automatically_derived]
@@ -111,6 +112,14 @@ fn impl_block(ty: &Ident, model: &str, fields: &[String], bodies: Bodies) -> Tok
             ) -> ::core::result::Result<(), ::mobync::error::SyncError> {
                 #validate_all
             }
+
+            fn create_all(
+                conn: &mut ::mobync::db::DbConnection,
+                owner: &str,
+                diffs: &[&::mobync::protocol::Diff],
+            ) -> ::core::result::Result<(), ::mobync::error::SyncError> {
+                #create_all
+            }
         }
     }
 }
@@ -132,6 +141,7 @@ fn fallback(input: &DeriveInput) -> TokenStream {
         validate_update: stub(),
         validate_delete: stub(),
         validate_all: stub(),
+        create_all: stub(),
     };
     impl_block(&input.ident, "", &[], bodies)
 }
@@ -279,6 +289,39 @@ fn impl_syncable(input: &Struct, roles: &Roles) -> TokenStream {
         ::core::result::Result::Ok(())
     };
 
+    // Several creates: one query for the ids already taken (so the answer
+    // names the diff), then multi-row INSERTs on the backend's own
+    // connection (Diesel's batch insert does not go through the enum).
+    let create_all = quote! {
+        #traits
+        let rows = diffs
+            .iter()
+            .map(|diff| __mobync_row(owner, diff).map_err(|err| err.with_diff(::std::clone::Clone::clone(&diff.id))))
+            .collect::<::core::result::Result<::std::vec::Vec<#ty>, ::mobync::error::SyncError>>()?;
+        let ids: ::std::vec::Vec<&str> = diffs.iter().map(|diff| diff.row_id()).collect();
+        let taken: ::std::vec::Vec<::std::string::String> = #table::table
+            .filter(#table::#id_col.eq_any(&ids))
+            .select(#table::#id_col)
+            .load(conn)
+            .map_err(#private::db)?;
+        if let ::core::option::Option::Some(diff) = diffs.iter().find(|diff| taken.iter().any(|id| id == diff.row_id())) {
+            return ::core::result::Result::Err(
+                #private::taken(#model, diff.row_id()).with_diff(::std::clone::Clone::clone(&diff.id)),
+            );
+        }
+        fn insert(
+            conn: &mut ::mobync::db::DbConnection,
+            rows: &[#ty],
+        ) -> #private::diesel::QueryResult<usize> {
+            #traits
+            ::mobync::__mobync_on_backend!(conn, c => #private::diesel::insert_into(#table::table).values(rows).execute(c))
+        }
+        for chunk in rows.chunks(#private::INSERT_CHUNK) {
+            insert(conn, chunk).map_err(#private::db)?;
+        }
+        ::core::result::Result::Ok(())
+    };
+
     let bodies = Bodies {
         check: quote! {
             if diff.op == ::mobync::protocol::OperationType::Create {
@@ -345,6 +388,7 @@ fn impl_syncable(input: &Struct, roles: &Roles) -> TokenStream {
         validate_update,
         validate_delete,
         validate_all,
+        create_all,
     };
     let impl_block = impl_block(ty, &model, &fields, bodies);
 

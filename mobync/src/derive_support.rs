@@ -71,3 +71,78 @@ pub fn insert_failed(model: &str, id: &str, err: diesel::result::Error) -> SyncE
 pub fn server_field(model: &str, field: &str) -> SyncError {
     SyncError::invalid_diff(format!("{model}: field `{field}` is set by the server, not by clients"))
 }
+
+/// Runs `$body` with `$c` bound to the backend's own connection inside a
+/// `&mut DbConnection` named `$conn`, returning its value from the
+/// enclosing function: Diesel's batch insert does not go through the
+/// `MultiConnection`, but does on each backend's connection. Which backends
+/// exist is mobync's choice (its features), so the arms are macros that
+/// mobync defines per feature, expanded in the user's crate.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __mobync_on_backend {
+    ($conn:ident, $c:ident => $body:expr) => {{
+        $crate::__mobync_if_sqlite!($conn, $c => $body);
+        $crate::__mobync_if_postgres!($conn, $c => $body);
+        $crate::__mobync_if_mysql!($conn, $c => $body);
+        ::core::unreachable!("a DbConnection of no enabled backend")
+    }};
+}
+
+#[cfg(feature = "sqlite")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __mobync_if_sqlite {
+    ($conn:ident, $c:ident => $body:expr) => {
+        if let $crate::db::DbConnection::Sqlite($c) = &mut *$conn {
+            return $body;
+        }
+    };
+}
+
+#[cfg(not(feature = "sqlite"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __mobync_if_sqlite {
+    ($($tokens:tt)*) => {};
+}
+
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __mobync_if_postgres {
+    ($conn:ident, $c:ident => $body:expr) => {
+        if let $crate::db::DbConnection::Pg($c) = &mut *$conn {
+            return $body;
+        }
+    };
+}
+
+#[cfg(not(feature = "postgres"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __mobync_if_postgres {
+    ($($tokens:tt)*) => {};
+}
+
+#[cfg(feature = "mysql")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __mobync_if_mysql {
+    ($conn:ident, $c:ident => $body:expr) => {
+        if let $crate::db::DbConnection::Mysql($c) = &mut *$conn {
+            return $body;
+        }
+    };
+}
+
+#[cfg(not(feature = "mysql"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __mobync_if_mysql {
+    ($($tokens:tt)*) => {};
+}
+
+/// Rows per multi-row INSERT of generated code: far below every backend's
+/// bind limit for any reasonable number of columns.
+pub const INSERT_CHUNK: usize = 500;

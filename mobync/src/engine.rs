@@ -98,6 +98,22 @@ pub trait Synchronizer<C>: Send + Sync {
         Ok(())
     }
 
+    /// Writes a sync's diffs, in order; an error names its diff. The default
+    /// calls `create`, `update` and `delete` diff by diff; an
+    /// implementation may write runs of them at once (the one of `Models`
+    /// inserts each run of creates of one model with one statement).
+    fn write_all(&self, conn: &mut C, owner: &str, diffs: &[Diff]) -> Result<(), SyncError> {
+        for diff in diffs {
+            match diff.op {
+                OperationType::Create => self.create(conn, owner, diff),
+                OperationType::Update => self.update(conn, owner, diff),
+                OperationType::Delete => self.delete(conn, owner, diff),
+            }
+            .map_err(|e| e.with_diff(diff.id.clone()))?;
+        }
+        Ok(())
+    }
+
     /// The app's rules for all the diffs a sync is about to apply, in order,
     /// before any is written; an error names its diff. The default runs
     /// `validate_*` diff by diff; an implementation may read the rows it
@@ -250,9 +266,7 @@ where
             diff.logical_clock = clock;
         }
         self.sync.validate_all(conn, owner, &apply)?;
-        for diff in &apply {
-            self.write(conn, owner, diff).map_err(|e| e.with_diff(diff.id.clone()))?;
-        }
+        self.sync.write_all(conn, owner, &apply)?;
         // Every new diff of the request is now stored or remembered as
         // dropped: a retry, whenever it comes, applies none of them again.
         let kept: HashSet<&str> = apply.iter().map(|d| d.id.as_str()).collect();
@@ -263,14 +277,6 @@ where
         }
         let clock = if apply.is_empty() { clock } else { clock + 1 };
         Ok(SyncResponse::ok(clock, send))
-    }
-
-    fn write(&self, conn: &mut St::Conn, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        match diff.op {
-            OperationType::Create => self.sync.create(conn, owner, diff),
-            OperationType::Update => self.sync.update(conn, owner, diff),
-            OperationType::Delete => self.sync.delete(conn, owner, diff),
-        }
     }
 }
 
