@@ -151,16 +151,18 @@ impl Synchronizer<DbConnection> for Models {
         let mut rest = diffs;
         while let Some(first) = rest.first() {
             let model = self.model(&first.model)?;
-            if first.op == OperationType::Create {
-                let run = rest.iter().take_while(|d| d.op == OperationType::Create && d.model == first.model).count();
+            let run = rest.iter().take_while(|d| d.op == OperationType::Create && d.model == first.model).count();
+            // A lone create is one INSERT already; a run is two statements.
+            if run > 1 {
                 let creates: Vec<&Diff> = rest[..run].iter().collect();
                 (model.create_all)(conn, owner, &creates)?;
                 rest = &rest[run..];
                 continue;
             }
             let written = match first.op {
+                OperationType::Create => (model.create)(conn, owner, first),
                 OperationType::Update => (model.update)(conn, owner, first),
-                _ => (model.delete)(conn, owner, first),
+                OperationType::Delete => (model.delete)(conn, owner, first),
             };
             written.map_err(|e| e.with_diff(first.id.clone()))?;
             rest = &rest[1..];

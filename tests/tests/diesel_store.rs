@@ -100,6 +100,7 @@ fn a_failed_sync_leaves_tables_log_and_clock_byte_identical() {
             ("bob", vec![task("b1", "t9", "mine"), update("u", json!({"id": "t1", "done": true}))], ErrorKind::InvalidDiff),
             ("bob", vec![task("b1", "t9", "mine"), Diff::new("d", Delete, "task", json!({"id": "t1"}))], ErrorKind::InvalidDiff),
             ("bob", vec![task("b1", "t1", "taken")], ErrorKind::InvalidDiff),
+            ("bob", vec![task("b1", "t8", "free"), task("b2", "t1", "taken"), task("b3", "t7", "free")], ErrorKind::InvalidDiff),
             (
                 "alice",
                 vec![ok.clone(), update("u", json!({"id": "t1", "done": true})), Diff::new("p", Create, "project", json!({"id": "p2", "name": "boom"}))],
@@ -113,6 +114,13 @@ fn a_failed_sync_leaves_tables_log_and_clock_byte_identical() {
             assert_eq!(err.kind, kind, "{:?} {diffs:?}: {err}", db.backend());
             assert_eq!(models::dump(db), before, "{:?}: a failed sync changed the database", db.backend());
         }
+        // A run of creates is inserted at once, and a taken id still names its diff.
+        let run = vec![task("r1", "t8", "free"), task("r2", "t1", "taken"), task("r3", "t7", "free")];
+        let err = engine.apply(0, run, "bob").expect_err("t1 is alice's");
+        assert_eq!((err.kind, err.diff_id.as_deref()), (ErrorKind::InvalidDiff, Some("r2")), "{:?}", db.backend());
+        let run = (0..3).map(|i| task(&format!("n{i}"), &format!("bob-{i}"), "new")).collect();
+        engine.apply(0, run, "bob").expect("a run of creates");
+        assert_eq!(models::rows(&mut dbs::connect(db), "bob").len(), 3, "{:?}", db.backend());
         // The rule sees each row as the sync's updates leave it, in order.
         let answer = engine
             .apply(1, vec![update("v1", json!({"id": "t1", "title": "renamed"})), update("v2", json!({"id": "t1", "done": true}))], "alice")
