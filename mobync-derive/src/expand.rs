@@ -194,33 +194,12 @@ fn impl_syncable(input: &Struct, roles: &Roles) -> TokenStream {
         };
     };
 
-    let validate_create = match &create_rule {
-        Some(rule) => quote! {
-            let row = __mobync_row(owner, diff)?;
-            #rule(owner, &row).map_err(#private::refused)
-        },
-        None => quote!(::core::result::Result::Ok(())),
+    // The rules of one diff are those of a sync of that one diff.
+    let validate_one = quote! {
+        <#ty as ::mobync::Syncable>::validate_all(conn, owner, &[diff])
     };
-    let validate_update = match &update_rule {
-        Some(rule) => quote! {
-            let patch = __mobync_patch(diff)?;
-            let mut row = __mobync_owned(conn, owner, diff.row_id())?;
-            #(
-                if let ::core::option::Option::Some(value) = patch.#data {
-                    row.#data = value;
-                }
-            )*
-            #rule(owner, &row).map_err(#private::refused)
-        },
-        None => quote!(::core::result::Result::Ok(())),
-    };
-    let validate_delete = match &delete_rule {
-        Some(rule) => quote! {
-            let row = __mobync_owned(conn, owner, diff.row_id())?;
-            #rule(owner, &row).map_err(#private::refused)
-        },
-        None => quote!(::core::result::Result::Ok(())),
-    };
+    let (validate_create, validate_update, validate_delete) =
+        (validate_one.clone(), validate_one.clone(), validate_one);
 
     // All the rules of a sync at once: the rows the update and delete rules
     // need are read in one query, and patched in memory in order.
@@ -477,16 +456,6 @@ fn impl_syncable(input: &Struct, roles: &Roles) -> TokenStream {
                     .first::<#ty>(conn)
                     .optional()
                     .map_err(#private::db)
-            }
-
-            /// `owner`'s row `row_id`, or `no_row`.
-            fn __mobync_owned(
-                conn: &mut ::mobync::db::DbConnection,
-                owner: &str,
-                row_id: &str,
-            ) -> ::core::result::Result<#ty, ::mobync::error::SyncError> {
-                __mobync_current(conn, owner, row_id)?
-                    .ok_or_else(|| #private::no_row(#model, row_id))
             }
 
             #impl_block
