@@ -4,9 +4,8 @@
 //! admin URL, default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! Removed or dropped when the [`BenchDb`] is dropped.
 
-use diesel::connection::SimpleConnection;
 use mobync::db::DbConnection;
-use std::path::PathBuf;
+use mobync_tests::dbs::{self, TestDb};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A backend of the benchmarks.
@@ -45,40 +44,27 @@ pub fn postgres_admin_url() -> String {
     std::env::var("MOBYNC_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A fresh database, removed on drop.
+/// A fresh database, removed on drop (the tests' [`TestDb`], named for the
+/// benchmark).
 pub struct BenchDb {
     /// Its URL (a path for SQLite).
     pub url: String,
     /// Its backend.
     pub backend: Backend,
-    name: String,
-    dir: Option<PathBuf>,
+    db: TestDb,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn admin(sql: &str) -> Result<(), String> {
-    let url = postgres_admin_url();
-    let mut conn = DbConnection::open(&url).map_err(|e| format!("{url}: {e}"))?;
-    conn.batch_execute(sql).map_err(|e| format!("{url}: {sql}: {e}"))
-}
 
 impl BenchDb {
     /// A fresh database of `backend`; `tag` goes into its name.
     pub fn fresh(backend: Backend, tag: &str) -> Result<BenchDb, String> {
         let name = format!("bench_{tag}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-        match backend {
-            Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("mobync-{name}"));
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                let url = dir.join("db.sqlite").display().to_string();
-                Ok(BenchDb { url, backend, name, dir: Some(dir) })
-            }
-            Backend::Postgres => {
-                admin(&format!("CREATE DATABASE {name}"))?;
-                Ok(BenchDb { url: mobync_tests::dbs::with_database(&postgres_admin_url(), &name), backend, name, dir: None })
-            }
-        }
+        let db = match backend {
+            Backend::Sqlite => TestDb::create(dbs::Backend::Sqlite, "", name)?,
+            Backend::Postgres => TestDb::create(dbs::Backend::Postgres, &postgres_admin_url(), name)?,
+        };
+        Ok(BenchDb { url: db.url.clone(), backend, db })
     }
 
     /// A new connection to it (SQLite: with the pragmas of mobync's pool).
@@ -89,24 +75,7 @@ impl BenchDb {
 
     /// Its name (the database name, or the SQLite directory's).
     pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Drop for BenchDb {
-    fn drop(&mut self) {
-        match self.backend {
-            Backend::Sqlite => {
-                if let Some(dir) = &self.dir {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            }
-            Backend::Postgres => {
-                if let Err(err) = admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
-                    eprintln!("could not drop {}: {err}", self.name);
-                }
-            }
-        }
+        self.db.name()
     }
 }
 

@@ -39,6 +39,8 @@ pub struct TestDb {
     pub url: String,
     backend: Backend,
     name: String,
+    /// The server's admin URL (empty for SQLite), to drop it again.
+    admin: String,
     dir: Option<PathBuf>,
 }
 
@@ -51,6 +53,26 @@ impl TestDb {
     /// Its backend.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Its name (the database's, or the SQLite directory's).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Creates the database `name` on `backend`: a directory under the
+    /// system temp dir holding `name.sqlite`, or `CREATE DATABASE` on the
+    /// server of `admin_url`. Dropped with the returned value.
+    pub fn create(backend: Backend, admin_url: &str, name: String) -> Result<TestDb, String> {
+        if backend == Backend::Sqlite {
+            let dir = std::env::temp_dir().join(&name);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let url = dir.join(format!("{name}.sqlite")).display().to_string();
+            return Ok(TestDb { url, backend, name, admin: String::new(), dir: Some(dir) });
+        }
+        admin(admin_url, &format!("CREATE DATABASE {name}"))?;
+        let url = with_database(admin_url, &name);
+        Ok(TestDb { url, backend, name, admin: admin_url.to_owned(), dir: None })
     }
 }
 
@@ -73,7 +95,7 @@ fn admin_url(backend: Backend) -> String {
 }
 
 /// Replaces the database name (the last path segment) of a server URL.
-pub fn with_database(url: &str, name: &str) -> String {
+fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let cut = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
     let mut out = format!("{}/{}", &base[..cut], name);
@@ -84,29 +106,16 @@ pub fn with_database(url: &str, name: &str) -> String {
     out
 }
 
-fn admin(backend: Backend, sql: &str) -> Result<(), String> {
-    let url = admin_url(backend);
-    let mut conn = mobync::db::DbConnection::open(&url).map_err(|e| format!("{url}: {e}"))?;
+fn admin(url: &str, sql: &str) -> Result<(), String> {
+    let mut conn = mobync::db::DbConnection::open(url).map_err(|e| format!("{url}: {e}"))?;
     conn.batch_execute(sql).map_err(|e| format!("{url}: {e}"))
 }
 
 /// A fresh database on `backend`, or `None` (after saying why) when its
 /// server does not answer outside CI.
 pub fn fresh(backend: Backend) -> Option<TestDb> {
-    let name = unique_name();
-    let made = match backend {
-        Backend::Sqlite => {
-            let dir = std::env::temp_dir().join(&name);
-            std::fs::create_dir_all(&dir).map(|_| dir).map_err(|e| e.to_string())
-        }
-        Backend::Postgres | Backend::Mysql => admin(backend, &format!("CREATE DATABASE {name}")).map(|_| PathBuf::new()),
-    };
-    match made {
-        Ok(dir) if backend == Backend::Sqlite => {
-            let url = dir.join("test.sqlite").display().to_string();
-            Some(TestDb { url, backend, name, dir: Some(dir) })
-        }
-        Ok(_) => Some(TestDb { url: with_database(&admin_url(backend), &name), backend, name, dir: None }),
+    match TestDb::create(backend, &admin_url(backend), unique_name()) {
+        Ok(db) => Some(db),
         Err(err) if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!("{backend:?} is required under CI=true but is not reachable: {err}")
         }
@@ -126,10 +135,14 @@ impl Drop for TestDb {
                 }
             }
             Backend::Postgres => {
-                let _ = admin(self.backend, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+                if let Err(err) = admin(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+                    eprintln!("could not drop {}: {err}", self.name);
+                }
             }
             Backend::Mysql => {
-                let _ = admin(self.backend, &format!("DROP DATABASE IF EXISTS {}", self.name));
+                if let Err(err) = admin(&self.admin, &format!("DROP DATABASE IF EXISTS {}", self.name)) {
+                    eprintln!("could not drop {}: {err}", self.name);
+                }
             }
         }
     }
