@@ -32,6 +32,9 @@ pub struct Device {
     name: String,
     rows: Rows,
     log: Vec<Diff>,
+    /// Every diff applied to `rows`, own and received, in order: what
+    /// [`Device::discard`] replays.
+    applied: Vec<Diff>,
     cursor: i64,
     last_timestamp: i64,
     next_diff: u64,
@@ -41,7 +44,15 @@ impl Device {
     /// A new device (cursor 0). `name` prefixes its diff ids, so it must be
     /// unique among the owner's devices.
     pub fn new(name: impl Into<String>) -> Self {
-        Device { name: name.into(), rows: Rows::new(), log: Vec::new(), cursor: 0, last_timestamp: 0, next_diff: 0 }
+        Device {
+            name: name.into(),
+            rows: Rows::new(),
+            log: Vec::new(),
+            applied: Vec::new(),
+            cursor: 0,
+            last_timestamp: 0,
+            next_diff: 0,
+        }
     }
 
     /// The device's name.
@@ -59,9 +70,14 @@ impl Device {
         &self.rows
     }
 
-    /// Every diff this device made.
+    /// Every diff this device made (and did not [discard](Device::discard)).
     pub fn log(&self) -> &[Diff] {
         &self.log
+    }
+
+    /// The newest `utc_timestamp` the device has stamped a diff with.
+    pub fn last_timestamp(&self) -> i64 {
+        self.last_timestamp
     }
 
     /// The diffs to send: those stamped at or after the cursor.
@@ -83,8 +99,26 @@ impl Device {
         }
         for diff in &answer.diffs {
             apply(&mut self.rows, diff);
+            self.applied.push(diff.clone());
         }
         self.cursor = answer.logical_clock;
+        true
+    }
+
+    /// Forgets one of this device's own diffs, as an app does with a change
+    /// the server refused: it leaves the log (so it is never sent again) and
+    /// the rows are rebuilt without it. Returns whether the diff was there.
+    pub fn discard(&mut self, diff_id: &str) -> bool {
+        let before = self.log.len();
+        self.log.retain(|d| d.id != diff_id);
+        if self.log.len() == before {
+            return false;
+        }
+        self.applied.retain(|d| d.id != diff_id);
+        self.rows = Rows::new();
+        for diff in &self.applied {
+            apply(&mut self.rows, diff);
+        }
         true
     }
 
@@ -117,7 +151,9 @@ impl Device {
         // A device's clock never goes backwards.
         self.last_timestamp = self.last_timestamp.max(utc_timestamp);
         self.next_diff += 1;
-        let id = format!("{}-{}", self.name, self.next_diff);
+        // Zero-padded, so that one device's diff ids sort in the order it
+        // made them (the merge breaks timestamp ties by diff id).
+        let id = format!("{}-{:06}", self.name, self.next_diff);
         let diff = Diff {
             id: id.clone(),
             owner: String::new(),
@@ -128,6 +164,7 @@ impl Device {
             data,
         };
         apply(&mut self.rows, &diff);
+        self.applied.push(diff.clone());
         self.log.push(diff);
         id
     }

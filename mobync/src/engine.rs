@@ -265,7 +265,9 @@ where
             diff.owner = owner.to_owned();
             diff.logical_clock = clock;
         }
-        self.sync.validate_all(conn, owner, &apply)?;
+        self.sync
+            .validate_all(conn, owner, &apply)
+            .map_err(|err| self.blame_folded(conn, owner, &local, &apply, err))?;
         self.sync.write_all(conn, owner, &apply)?;
         // Every new diff of the request is now stored or remembered as
         // dropped: a retry, whenever it comes, applies none of them again.
@@ -277,6 +279,48 @@ where
         }
         let clock = if apply.is_empty() { clock } else { clock + 1 };
         Ok(SyncResponse::ok(clock, send))
+    }
+}
+
+impl<St, Sy> Mobync<St, Sy>
+where
+    St: Store,
+    Sy: Synchronizer<St::Conn>,
+{
+    /// A rule refused a create into which the merge folded updates of the
+    /// same request: PROTOCOL.md wants the diff that brought the refused
+    /// value named. Replays the create as sent, then each folded update in
+    /// request order, and names the first one the rule refuses (the create
+    /// itself if it is refused as sent). Only runs on that failure path.
+    fn blame_folded(&self, conn: &mut St::Conn, owner: &str, local: &[Diff], apply: &[Diff], err: SyncError) -> SyncError {
+        if err.kind != crate::error::ErrorKind::Forbidden {
+            return err;
+        }
+        let Some(create) = apply.iter().find(|d| Some(d.id.as_str()) == err.diff_id.as_deref()) else { return err };
+        if create.op != OperationType::Create {
+            return err;
+        }
+        let row = (create.model.as_str(), create.row_id());
+        let sent = local.iter().filter(|d| (d.model.as_str(), d.row_id()) == row);
+        let mut candidate: Option<Diff> = None;
+        for diff in sent {
+            let next = match (&mut candidate, diff.op) {
+                (None, OperationType::Create) => diff.clone(),
+                (Some(so_far), OperationType::Update) => {
+                    let mut next = so_far.clone();
+                    next.data.extend(diff.data.iter().filter(|(k, _)| k.as_str() != "id").map(|(k, v)| (k.clone(), v.clone())));
+                    next
+                }
+                _ => continue,
+            };
+            if let Err(refused) = self.sync.validate_all(conn, owner, std::slice::from_ref(&next)) {
+                if refused.kind == crate::error::ErrorKind::Forbidden {
+                    return SyncError { diff_id: Some(diff.id.clone()), ..refused };
+                }
+            }
+            candidate = Some(next);
+        }
+        err
     }
 }
 

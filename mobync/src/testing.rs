@@ -5,13 +5,21 @@
 //! A [`Server`] is anything that syncs a [`SyncRequest`] for a token and can
 //! list an owner's rows; the engine over the memory store, the Diesel store on
 //! each backend, and the HTTP server all implement it in their tests.
+//!
+//! The random runs ([`plans`], [`converge`]) check more than agreement: every
+//! device's rows must equal a reference model computed from the history of
+//! changes alone ([`expected_rows`]), so a rule the server applies wrongly
+//! but consistently still fails.
 
 use crate::client::{Device, Rows};
-use crate::error::SyncError;
-use crate::protocol::{SyncRequest, SyncResponse};
+use crate::error::{ErrorKind, SyncError};
+use crate::protocol::{Diff, JsonObject, OperationType, SyncRequest, SyncResponse};
 use proptest::prelude::*;
-use serde_json::json;
-use std::collections::HashSet;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+mod plan;
+pub use plan::{converge, plans, Plan, Refusal, Step};
 
 /// A server under test.
 pub trait Server {
@@ -19,6 +27,10 @@ pub trait Server {
     fn sync(&mut self, token: &str, request: &SyncRequest) -> Result<SyncResponse, SyncError>;
     /// The rows the server holds for the owner behind `token`.
     fn rows(&mut self, token: &str) -> Rows;
+    /// Everything the server stores (rows of every owner, the diff log, the
+    /// clocks, the dropped ids), in a form that compares equal exactly when
+    /// nothing changed: a refused sync must leave it as it was.
+    fn state(&mut self) -> String;
 }
 
 /// Syncs `device` once and checks that none of its own diffs came back.
@@ -80,106 +92,118 @@ pub fn worked_example(server: &mut dyn Server, token: &str) {
     assert_eq!(a.rows()[&("task".into(), r(3))]["title"], "three!");
 }
 
-/// One step of a random run.
-#[derive(Debug, Clone)]
-pub enum Step {
-    /// Device creates a row of a model (0: task, 1: project).
-    Create { device: usize, model: usize },
-    /// Device changes one field of its `row`-th row (modulo its row count).
-    Update { device: usize, row: usize, field: usize, value: u8 },
-    /// Device deletes its `row`-th row.
-    Delete { device: usize, row: usize },
-    /// Device syncs; when `lost`, the answer never arrives.
-    Sync { device: usize, lost: bool },
-    /// Device's clock jumps ahead (by up to 3 ms per step otherwise).
-    Tick { device: usize, ms: u8 },
-}
-
-/// A random run: how many devices of one owner, and what they do.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// 2 to 4 devices.
-    pub devices: usize,
-    /// What they do, in order.
-    pub steps: Vec<Step>,
-}
-
-/// Random plans of 2–4 devices and up to `max_steps` steps.
-pub fn plans(max_steps: usize) -> impl Strategy<Value = Plan> {
-    (2usize..=4).prop_flat_map(move |devices| {
-        let step = prop_oneof![
-            3 => (0..devices, 0usize..2).prop_map(|(device, model)| Step::Create { device, model }),
-            4 => (0..devices, 0usize..8, 0usize..3, any::<u8>())
-                .prop_map(|(device, row, field, value)| Step::Update { device, row, field, value }),
-            1 => (0..devices, 0usize..8).prop_map(|(device, row)| Step::Delete { device, row }),
-            3 => (0..devices, prop::bool::weighted(0.2)).prop_map(|(device, lost)| Step::Sync { device, lost }),
-            1 => (0..devices, any::<u8>()).prop_map(|(device, ms)| Step::Tick { device, ms }),
-        ];
-        prop::collection::vec(step, 1..max_steps).prop_map(move |steps| Plan { devices, steps })
-    })
-}
-
-/// Plays `plan` for the fresh owner behind `token`, then lets every device
-/// sync twice with nothing new, and checks that every device and the server
-/// hold the same rows and that no device ever got its own diff back.
-pub fn converge(server: &mut dyn Server, token: &str, plan: &Plan) {
-    let mut devices: Vec<Device> = (0..plan.devices).map(|i| Device::new(format!("dev{i}"))).collect();
-    let mut clocks = vec![1_000i64; plan.devices];
-    let mut made = 0usize;
-    for step in &plan.steps {
-        match *step {
-            Step::Create { device, model } => {
-                made += 1;
-                let id = format!("{token}:row{made}-{device}");
-                clocks[device] += 1;
-                let fields = if model == 0 {
-                    json!({"title": format!("t{made}"), "done": false})
-                } else {
-                    json!({"name": format!("p{made}")})
-                };
-                devices[device].create(["task", "project"][model], &id, fields, clocks[device]);
+/// The rows a set of devices of one owner must end up with, computed from
+/// the changes they made alone (their logs, without the diffs the server
+/// refused and the devices discarded), by PROTOCOL.md's rules:
+///
+/// - a row exists if it was created and never deleted (deletes win, also
+///   against updates made at the same time, and a row created and deleted
+///   before it reached the server never existed);
+/// - each field holds the value of the update of that field with the
+///   greatest (`utc_timestamp`, diff `id`), else the create's value.
+///
+/// That is the merge's outcome when every change made after a device saw
+/// another has a greater timestamp (clocks that never go back, a device's
+/// clock moved past what it receives) and one device's diff ids sort in the
+/// order it made them: both hold for [`converge`]'s runs.
+pub fn expected_rows<'a>(history: impl IntoIterator<Item = &'a Diff>) -> Rows {
+    type Key = (String, String);
+    let mut created: BTreeMap<Key, JsonObject> = BTreeMap::new();
+    let mut deleted: HashSet<Key> = HashSet::new();
+    let mut newest: HashMap<(Key, String), (i64, &'a str, &'a Value)> = HashMap::new();
+    for diff in history {
+        let key = (diff.model.clone(), diff.row_id().to_owned());
+        match diff.op {
+            OperationType::Create => {
+                created.insert(key, diff.data.clone());
             }
-            Step::Update { device, row, field, value } => {
-                let Some((model, id)) = nth_row(&devices[device], row) else { continue };
-                clocks[device] += (value % 3) as i64;
-                let fields = match (model.as_str(), field) {
-                    ("task", 0) | ("task", 2) => json!({"title": format!("v{value}")}),
-                    ("task", _) => json!({"done": value % 2 == 0}),
-                    _ => json!({"name": format!("n{value}")}),
-                };
-                devices[device].update(&model, &id, fields, clocks[device]);
+            OperationType::Delete => {
+                deleted.insert(key);
             }
-            Step::Delete { device, row } => {
-                let Some((model, id)) = nth_row(&devices[device], row) else { continue };
-                clocks[device] += 1;
-                devices[device].delete(&model, &id, clocks[device]);
-            }
-            Step::Sync { device, lost } => {
-                if lost {
-                    let request = devices[device].request(token);
-                    server.sync(token, &request).unwrap_or_else(|e| panic!("lost sync failed: {e}"));
-                } else {
-                    sync(server, token, &mut devices[device]);
+            OperationType::Update => {
+                for (field, value) in diff.data.iter().filter(|(field, _)| field.as_str() != "id") {
+                    let candidate = (diff.utc_timestamp, diff.id.as_str(), value);
+                    let slot = newest.entry((key.clone(), field.clone())).or_insert(candidate);
+                    if (candidate.0, candidate.1) > (slot.0, slot.1) {
+                        *slot = candidate;
+                    }
                 }
             }
-            Step::Tick { device, ms } => clocks[device] += ms as i64,
         }
     }
-    for _ in 0..2 {
-        for device in devices.iter_mut() {
-            sync(server, token, device);
+    for ((key, field), (_, _, value)) in newest {
+        if let Some(row) = created.get_mut(&key) {
+            row.insert(field, value.clone());
         }
     }
-    let rows = server.rows(token);
-    for device in &devices {
-        assert_eq!(device.rows(), &rows, "{} differs from the server", device.name());
-    }
+    created.retain(|key, _| !deleted.contains(key));
+    created
 }
 
-fn nth_row(device: &Device, n: usize) -> Option<(String, String)> {
-    let rows = device.rows();
-    if rows.is_empty() {
-        return None;
+/// Checks that a refused sync was refused for the reason expected: `kind`,
+/// naming the diff `diff_id`.
+pub fn assert_refused(err: &SyncError, kind: ErrorKind, diff_id: &str, what: &str) {
+    assert_eq!(err.kind, kind, "{what}: refused for the wrong reason: {err}");
+    assert_eq!(err.diff_id.as_deref(), Some(diff_id), "{what}: the refusal names the wrong diff: {err}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::OperationType::*;
+
+    fn diff(id: &str, op: OperationType, row: &str, fields: Value, ts: i64) -> Diff {
+        let mut data = json!({"id": row});
+        if let (Some(data), Value::Object(fields)) = (data.as_object_mut(), fields) {
+            data.extend(fields);
+        }
+        Diff::new(id, op, "task", data).at(0, ts)
     }
-    rows.keys().nth(n % rows.len()).cloned()
+
+    #[test]
+    fn the_reference_takes_per_field_the_newest_update_then_the_greater_diff_id() {
+        let history = [
+            diff("a-1", Create, "r1", json!({"title": "first", "done": false}), 1),
+            diff("b-2", Update, "r1", json!({"title": "b wins the tie"}), 5),
+            diff("a-2", Update, "r1", json!({"title": "a loses the tie", "done": true}), 5),
+            diff("c-1", Update, "r1", json!({"title": "older"}), 4),
+        ];
+        let rows = expected_rows(&history);
+        let row = &rows[&("task".to_string(), "r1".to_string())];
+        assert_eq!(row["title"], "b wins the tie");
+        assert_eq!(row["done"], true);
+    }
+
+    #[test]
+    fn in_the_reference_deletes_win_and_updates_of_unknown_rows_make_nothing() {
+        let history = [
+            diff("a-1", Create, "r1", json!({"title": "x", "done": false}), 1),
+            diff("b-1", Delete, "r1", json!({}), 2),
+            diff("a-2", Update, "r1", json!({"title": "later, still gone"}), 9),
+            diff("a-3", Update, "r2", json!({"title": "never created"}), 9),
+        ];
+        assert!(expected_rows(&history).is_empty());
+    }
+
+    #[test]
+    fn a_discarded_diff_leaves_the_log_and_the_rows_are_rebuilt_without_it() {
+        let mut device = Device::new("d");
+        device.create("task", "r1", json!({"title": "one"}), 1);
+        let blank = device.update("task", "r1", json!({"title": ""}), 2);
+        device.update("task", "r1", json!({"done": true}), 3);
+        assert!(device.discard(&blank));
+        assert!(!device.discard(&blank));
+        assert_eq!(device.log().len(), 2);
+        let row = &device.rows()[&("task".to_string(), "r1".to_string())];
+        assert_eq!((row["title"].clone(), row["done"].clone()), (json!("one"), json!(true)));
+    }
+
+    #[test]
+    fn one_devices_diff_ids_sort_in_the_order_it_made_them() {
+        let mut device = Device::new("d");
+        let ids: Vec<String> = (0..12).map(|i| device.create("task", &format!("r{i}"), json!({}), 1)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+    }
 }

@@ -75,15 +75,18 @@ pub fn error_of(answer: &Answer) -> SyncError {
 }
 
 /// A mobync server at `base` (e.g. `http://127.0.0.1:8000`), synced at
-/// `base + path`; `rows` reads the server's rows of an owner token.
-pub struct HttpServer<F> {
+/// `base + path`; `rows` reads the server's rows of an owner token, `state`
+/// everything its database holds.
+pub struct HttpServer<F, G> {
     /// The sync URL.
     pub sync_url: String,
     /// Reads the server's rows of the owner of a token.
     pub rows: F,
+    /// Reads the whole database (see [`Server::state`]).
+    pub state: G,
 }
 
-impl<F: FnMut(&str) -> Rows> Server for HttpServer<F> {
+impl<F: FnMut(&str) -> Rows, G: FnMut() -> String> Server for HttpServer<F, G> {
     fn sync(&mut self, token: &str, request: &SyncRequest) -> Result<SyncResponse, SyncError> {
         let mut request = request.clone();
         request.auth_token = token.to_owned();
@@ -98,5 +101,9 @@ impl<F: FnMut(&str) -> Rows> Server for HttpServer<F> {
 
     fn rows(&mut self, token: &str) -> Rows {
         (self.rows)(token)
+    }
+
+    fn state(&mut self) -> String {
+        (self.state)()
     }
 }

@@ -23,7 +23,7 @@ fn engine(db: &TestDb) -> Engine {
     Mobync::new(DieselStore::new(pool, Tables::default()), models::models())
 }
 
-struct DbServer<'a>(&'a Engine);
+struct DbServer<'a>(&'a Engine, Option<&'a TestDb>);
 
 impl Server for DbServer<'_> {
     fn sync(&mut self, token: &str, request: &SyncRequest) -> Result<SyncResponse, SyncError> {
@@ -33,6 +33,10 @@ impl Server for DbServer<'_> {
     fn rows(&mut self, token: &str) -> Rows {
         let mut conn = self.0.store().pool().get().expect("connection");
         models::rows(&mut conn, token)
+    }
+
+    fn state(&mut self) -> String {
+        models::dump(self.1.expect("this DbServer was made without its database")).join("\n")
     }
 }
 
@@ -48,8 +52,8 @@ fn each_backend(test: impl Fn(&TestDb)) {
 fn worked_example_on_every_backend() {
     each_backend(|db| {
         let engine = engine(db);
-        testing::worked_example(&mut DbServer(&engine), "alice");
-        testing::worked_example(&mut DbServer(&engine), "bob");
+        testing::worked_example(&mut DbServer(&engine, None), "alice");
+        testing::worked_example(&mut DbServer(&engine, None), "bob");
     });
 }
 
@@ -62,8 +66,9 @@ fn devices_converge_on_every_backend() {
         let owners = std::sync::atomic::AtomicUsize::new(0);
         runner
             .run(&testing::plans(40), |plan| {
-                let owner = format!("owner{}", owners.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-                testing::converge(&mut DbServer(&engine), &owner, &plan);
+                let run = owners.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let tokens: Vec<String> = (0..3).map(|o| format!("owner{run}x{o}")).collect();
+                testing::converge(&mut DbServer(&engine, Some(db)), &tokens, &plan);
                 Ok(())
             })
             .unwrap_or_else(|e| panic!("{:?}: {e}", db.backend()));
@@ -81,7 +86,7 @@ fn a_failed_sync_leaves_tables_log_and_clock_byte_identical() {
         let mut a = Device::new("A");
         a.create("task", "t1", json!({"title": "one", "done": false}), 5);
         a.create("project", "p1", json!({"name": "home"}), 6);
-        testing::sync(&mut DbServer(&engine), "alice", &mut a);
+        testing::sync(&mut DbServer(&engine, None), "alice", &mut a);
         let ok = task("ok", "t2", "fine");
         let update = |id: &str, data| Diff::new(id, Update, "task", data).at(1, 11);
         let cases: Vec<(&str, Vec<Diff>, ErrorKind)> = vec![
@@ -147,7 +152,7 @@ fn concurrent_syncs_of_one_owner_never_share_a_clock_and_lose_nothing() {
                     let mut device = Device::new(format!("dev{t}"));
                     for i in 0..rounds {
                         device.create("task", &format!("t{t}-{i}"), json!({"title": format!("{t}/{i}"), "done": false}), i);
-                        testing::sync(&mut DbServer(&engine), "alice", &mut device);
+                        testing::sync(&mut DbServer(&engine, None), "alice", &mut device);
                     }
                     device
                 })
@@ -155,7 +160,7 @@ fn concurrent_syncs_of_one_owner_never_share_a_clock_and_lose_nothing() {
             .collect();
         let mut devices: Vec<Device> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
         for device in devices.iter_mut() {
-            testing::sync(&mut DbServer(&engine), "alice", device);
+            testing::sync(&mut DbServer(&engine, None), "alice", device);
         }
         let mut conn = engine.store().pool().get().expect("connection");
         let log = {

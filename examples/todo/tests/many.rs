@@ -66,7 +66,7 @@ fn two_servers_one_database_sixty_four_devices() {
                             }
                         }
                     }
-                    let mut server = HttpServer { sync_url: urls[(round + d) % 2].clone(), rows: |_: &str| unreachable!() };
+                    let mut server = HttpServer { sync_url: urls[(round + d) % 2].clone(), rows: |_: &str| unreachable!(), state: || unreachable!() };
                     testing::sync(&mut server, &token, &mut device);
                 }
                 device
@@ -78,7 +78,7 @@ fn two_servers_one_database_sixty_four_devices() {
     // Everyone syncs twice more with nothing new.
     for round in 0..2 {
         for (d, device) in devices.iter_mut().enumerate() {
-            let mut server = HttpServer { sync_url: urls[(round + d) % 2].clone(), rows: |_: &str| unreachable!() };
+            let mut server = HttpServer { sync_url: urls[(round + d) % 2].clone(), rows: |_: &str| unreachable!(), state: || unreachable!() };
             testing::sync(&mut server, &owners[d % OWNERS].0, device);
         }
     }

@@ -59,7 +59,10 @@ impl TodoServer {
 
     /// A `Server` for the conformance scenarios; `owners` maps tokens to owners.
     #[allow(dead_code)] // not every test file syncs devices
-    pub fn as_server(&self, owners: HashMap<String, String>) -> HttpServer<impl FnMut(&str) -> Rows + '_> {
+    pub fn as_server(
+        &self,
+        owners: HashMap<String, String>,
+    ) -> HttpServer<impl FnMut(&str) -> Rows + '_, impl FnMut() -> String + '_> {
         let db = self.db.clone();
         HttpServer {
             sync_url: self.sync_url(),
@@ -67,6 +70,7 @@ impl TodoServer {
                 let owner = owners.get(token).expect("a known token");
                 mobync_tests::models::rows(&mut dbs::connect(&db), owner)
             },
+            state: move || mobync_tests::models::dump(&self.db).join("\n"),
         }
     }
 }

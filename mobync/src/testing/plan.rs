@@ -1,0 +1,303 @@
+//! Random runs: several owners, each with several devices, making changes,
+//! syncing (sometimes losing the answer), sending changes the server must
+//! refuse, and bursts of hundreds of diffs; then every device must hold the
+//! rows of the reference model ([`super::expected_rows`]).
+
+use super::{assert_refused, expected_rows, sync, Server};
+use crate::client::{Device, Rows};
+use crate::error::ErrorKind;
+use crate::protocol::{Diff, SyncResponse};
+use proptest::prelude::*;
+use serde_json::json;
+
+/// A change the server must refuse (or, for [`Refusal::BlankUpdate`], may
+/// merge away): the device sends it at once and discards it if refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A task created with a blank title: 403, the app's rule.
+    BlankCreate,
+    /// A task's title set blank: 403, unless the merge drops the change.
+    BlankUpdate,
+    /// An update of a row nobody has: 422.
+    UnknownRow,
+    /// A create of a row id another device (or owner) already has: 422.
+    TakenId,
+}
+
+/// One step of a random run.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Device creates a row of a model (0: task, 1: project).
+    Create { device: usize, model: usize },
+    /// Device changes one field of its `row`-th row (modulo its row count).
+    Update { device: usize, row: usize, field: usize, value: u8 },
+    /// Device deletes its `row`-th row.
+    Delete { device: usize, row: usize },
+    /// Device syncs; when `lost`, the answer never arrives.
+    Sync { device: usize, lost: bool },
+    /// The clock jumps ahead (by up to 2 ms per change otherwise, often 0,
+    /// so that changes of different devices often share a timestamp).
+    Tick { ms: u8 },
+    /// Device sends a change the server refuses, and drops it if so.
+    Refused { device: usize, what: Refusal, pick: usize },
+    /// Device makes several hundred changes at once (runs of creates over
+    /// the insert chunk, updates, deletes), played from `seed`.
+    Burst { device: usize, seed: u64 },
+}
+
+/// A random run: how many owners and devices, and what they do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// 1 to 3 owners; device `d` belongs to owner `d % owners`.
+    pub owners: usize,
+    /// At least 2 devices, and at least one per owner.
+    pub devices: usize,
+    /// What they do, in order.
+    pub steps: Vec<Step>,
+}
+
+/// Random plans of up to 3 owners, 2–6 devices and up to `max_steps` steps.
+pub fn plans(max_steps: usize) -> impl Strategy<Value = Plan> {
+    (1usize..=3)
+        .prop_flat_map(|owners| (Just(owners), owners.max(2)..=owners + 3))
+        .prop_flat_map(move |(owners, devices)| {
+            let refusal = prop_oneof![
+                Just(Refusal::BlankCreate),
+                Just(Refusal::BlankUpdate),
+                Just(Refusal::UnknownRow),
+                Just(Refusal::TakenId),
+            ];
+            let step = prop_oneof![
+                6 => (0..devices, 0usize..2).prop_map(|(device, model)| Step::Create { device, model }),
+                8 => (0..devices, 0usize..8, 0usize..3, any::<u8>())
+                    .prop_map(|(device, row, field, value)| Step::Update { device, row, field, value }),
+                2 => (0..devices, 0usize..8).prop_map(|(device, row)| Step::Delete { device, row }),
+                6 => (0..devices, prop::bool::weighted(0.2)).prop_map(|(device, lost)| Step::Sync { device, lost }),
+                1 => (0u8..16).prop_map(|ms| Step::Tick { ms }),
+                2 => (0..devices, refusal, any::<usize>())
+                    .prop_map(|(device, what, pick)| Step::Refused { device, what, pick }),
+                1 => (0..devices, any::<u64>()).prop_map(|(device, seed)| Step::Burst { device, seed }),
+            ];
+            prop::collection::vec(step, 1..max_steps).prop_map(move |steps| Plan { owners, devices, steps })
+        })
+}
+
+/// Most pending diffs a device gathers by bursts: well below the server's
+/// default limit of a request.
+const MOST_PENDING: usize = 3_000;
+
+/// One run's devices, their owners' tokens and their clocks.
+struct Run<'a> {
+    tokens: &'a [String],
+    owners: usize,
+    devices: Vec<Device>,
+    /// The devices' wall clock: it never goes back, and it moves past every
+    /// timestamp a device receives, so that a change made after seeing
+    /// another is newer than it, while changes made between two syncs often
+    /// share a timestamp (the merge then compares diff ids).
+    clock: i64,
+    made: usize,
+}
+
+impl Run<'_> {
+    fn token(&self, device: usize) -> &str {
+        &self.tokens[device % self.owners]
+    }
+
+    /// A row id unique to this run and owner.
+    fn new_id(&mut self, device: usize, what: &str) -> String {
+        self.made += 1;
+        let token = self.token(device);
+        let prefix: String = token.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+        format!("{prefix}:{what}{}-{device}", self.made)
+    }
+
+    fn tick(&mut self, ms: i64) -> i64 {
+        self.clock += ms;
+        self.clock
+    }
+
+    fn received(&mut self, answer: &SyncResponse) {
+        if let Some(newest) = answer.diffs.iter().map(|d| d.utc_timestamp).max() {
+            self.clock = self.clock.max(newest + 1);
+        }
+    }
+
+    fn sync(&mut self, server: &mut dyn Server, device: usize) {
+        let token = self.token(device).to_owned();
+        let answer = sync(server, &token, &mut self.devices[device]);
+        self.received(&answer);
+    }
+
+    fn create(&mut self, device: usize, model: usize) {
+        let id = self.new_id(device, "row");
+        let ts = self.tick((self.made % 2) as i64);
+        let fields = if model == 0 {
+            json!({"title": format!("t{}", self.made), "done": false})
+        } else {
+            json!({"name": format!("p{}", self.made)})
+        };
+        self.devices[device].create(["task", "project"][model], &id, fields, ts);
+    }
+
+    fn update(&mut self, device: usize, row: usize, field: usize, value: u8) {
+        let Some((model, id)) = nth_row(self.devices[device].rows(), row) else { return };
+        let ts = self.tick((value % 3) as i64);
+        let fields = match (model.as_str(), field) {
+            ("task", 0) | ("task", 2) => json!({"title": format!("v{value}")}),
+            ("task", _) => json!({"done": value % 2 == 0}),
+            _ => json!({"name": format!("n{value}")}),
+        };
+        self.devices[device].update(&model, &id, fields, ts);
+    }
+
+    fn delete(&mut self, device: usize, row: usize) {
+        let Some((model, id)) = nth_row(self.devices[device].rows(), row) else { return };
+        let ts = self.tick(1);
+        self.devices[device].delete(&model, &id, ts);
+    }
+
+    /// Makes the refused change, syncs at once and checks the refusal: the
+    /// right code, naming the change, and the server left as it was. A
+    /// refused change is discarded and the run goes on.
+    fn refused(&mut self, server: &mut dyn Server, device: usize, what: Refusal, pick: usize) {
+        let ts = self.tick(1);
+        let (diff, kind) = match what {
+            Refusal::BlankCreate => {
+                let id = self.new_id(device, "blank");
+                (self.devices[device].create("task", &id, json!({"title": "  ", "done": false}), ts), ErrorKind::Forbidden)
+            }
+            Refusal::BlankUpdate => {
+                let tasks: Rows = self.devices[device].rows().clone().into_iter().filter(|((m, _), _)| m == "task").collect();
+                let Some((_, id)) = nth_row(&tasks, pick) else { return };
+                (self.devices[device].update("task", &id, json!({"title": ""}), ts), ErrorKind::Forbidden)
+            }
+            Refusal::UnknownRow => {
+                let id = self.new_id(device, "ghost");
+                (self.devices[device].update("task", &id, json!({"done": true}), ts), ErrorKind::InvalidDiff)
+            }
+            Refusal::TakenId => {
+                // A row the server has now, of any owner, that this device
+                // does not know: its create must be refused.
+                let mine = self.devices[device].rows().clone();
+                let mut taken: Vec<(String, String)> = Vec::new();
+                for owner in 0..self.owners {
+                    let token = self.tokens[owner].clone();
+                    taken.extend(server.rows(&token).into_keys().filter(|key| !mine.contains_key(key)));
+                }
+                let Some((model, id)) = taken.get(pick % taken.len().max(1)).cloned() else { return };
+                let fields = if model == "task" { json!({"title": "mine", "done": true}) } else { json!({"name": "mine"}) };
+                (self.devices[device].create(&model, &id, fields, ts), ErrorKind::InvalidDiff)
+            }
+        };
+        let token = self.token(device).to_owned();
+        let request = self.devices[device].request(&token);
+        let before = server.state();
+        match server.sync(&token, &request) {
+            Ok(answer) => {
+                assert_eq!(what, Refusal::BlankUpdate, "{what:?} ({diff}) was accepted");
+                // The merge dropped the blank title (the row was deleted, or
+                // another device's newer title won): an ordinary change.
+                self.devices[device].receive(&answer);
+                self.received(&answer);
+            }
+            Err(err) => {
+                assert_refused(&err, kind, &diff, &format!("{what:?}"));
+                assert_eq!(server.state(), before, "{what:?}: a refused sync changed the server");
+                assert!(self.devices[device].discard(&diff));
+            }
+        }
+    }
+
+    /// Hundreds of changes in one go: a run of creates longer than the
+    /// 500-row insert chunk, updates (of the new rows and of older ones),
+    /// deletes, then a run of creates of the other model.
+    fn burst(&mut self, device: usize, seed: u64) {
+        if self.devices[device].pending().len() > MOST_PENDING {
+            return;
+        }
+        let mut rng = Lcg(seed);
+        for _ in 0..(501 + rng.next(60)) {
+            self.create(device, 0);
+        }
+        for _ in 0..(60 + rng.next(120)) {
+            let (row, field, value) = (rng.next(1 << 20), rng.next(3), rng.next(256) as u8);
+            self.update(device, row, field, value);
+        }
+        for _ in 0..(10 + rng.next(30)) {
+            self.delete(device, rng.next(1 << 20));
+        }
+        for _ in 0..(20 + rng.next(80)) {
+            self.create(device, 1);
+        }
+    }
+}
+
+/// A tiny deterministic generator for bursts.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+/// Plays `plan` with one fresh owner per token (`tokens` must hold at least
+/// `plan.owners`), then lets every device sync twice with nothing new, and
+/// checks that:
+/// - no device ever got its own diff back;
+/// - every refused change was refused for its reason, naming it, and changed
+///   nothing on the server;
+/// - every device of an owner, and the server, hold exactly the rows of the
+///   reference model of that owner's history ([`expected_rows`]).
+pub fn converge(server: &mut dyn Server, tokens: &[String], plan: &Plan) {
+    assert!(tokens.len() >= plan.owners, "converge needs {} owner tokens", plan.owners);
+    let mut run = Run {
+        tokens,
+        owners: plan.owners,
+        devices: (0..plan.devices).map(|i| Device::new(format!("dev{i}"))).collect(),
+        clock: 1_000,
+        made: 0,
+    };
+    for step in &plan.steps {
+        match *step {
+            Step::Create { device, model } => run.create(device, model),
+            Step::Update { device, row, field, value } => run.update(device, row, field, value),
+            Step::Delete { device, row } => run.delete(device, row),
+            Step::Sync { device, lost: true } => {
+                let token = run.token(device).to_owned();
+                let request = run.devices[device].request(&token);
+                server.sync(&token, &request).unwrap_or_else(|e| panic!("lost sync failed: {e}"));
+            }
+            Step::Sync { device, lost: false } => run.sync(server, device),
+            Step::Tick { ms } => {
+                run.tick(ms as i64);
+            }
+            Step::Refused { device, what, pick } => run.refused(server, device, what, pick),
+            Step::Burst { device, seed } => run.burst(device, seed),
+        }
+    }
+    for _ in 0..2 {
+        for device in 0..plan.devices {
+            run.sync(server, device);
+        }
+    }
+    for owner in 0..plan.owners {
+        let history: Vec<&Diff> =
+            run.devices.iter().skip(owner).step_by(plan.owners).flat_map(|d| d.log().iter()).collect();
+        let expected = expected_rows(history);
+        let rows = server.rows(&tokens[owner]);
+        assert_eq!(rows, expected, "owner {owner}: the server differs from the reference model");
+        for device in run.devices.iter().skip(owner).step_by(plan.owners) {
+            assert_eq!(device.rows(), &expected, "{} differs from the reference model", device.name());
+        }
+    }
+}
+
+fn nth_row(rows: &Rows, n: usize) -> Option<(String, String)> {
+    if rows.is_empty() {
+        return None;
+    }
+    rows.keys().nth(n % rows.len()).cloned()
+}
