@@ -102,6 +102,14 @@ impl Field<'_> {
         self.ident.unraw().to_string()
     }
 
+    /// Its key on the wire: `#[mobync(rename = "...")]`, else its name.
+    pub fn wire_name(&self) -> String {
+        match &self.attrs.rename {
+            Some(lit) => lit.value(),
+            None => self.name(),
+        }
+    }
+
     /// The column: `#[diesel(column_name = ...)]`, else the field name.
     pub fn column(&self) -> Ident {
         match &self.attrs.column_name {

@@ -7,8 +7,8 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::ParseStream;
 use syn::{Attribute, Error, Expr, ExprLit, Lit, LitStr, Path, Result, Token};
 
-const CONTAINER_KEYS: &str = "model, validate, validate_create, validate_update, validate_delete";
-const FIELD_KEYS: &str = "id, owner, skip";
+const CONTAINER_KEYS: &str = "model, connection, validate, validate_create, validate_update, validate_delete";
+const FIELD_KEYS: &str = "id, owner, skip, rename";
 
 /// `#[mobync(...)]` and `#[diesel(table_name = ...)]` of the struct.
 #[derive(Default)]
@@ -23,6 +23,9 @@ pub struct Container {
     pub validate_update: Option<Path>,
     /// `validate_delete = path`.
     pub validate_delete: Option<Path>,
+    /// `connection = path`, each time it is given: the connection types to
+    /// generate the glue for (default `::mobync::db::DbConnection`).
+    pub connections: Vec<Path>,
     /// `#[diesel(table_name = path)]`.
     pub table_name: Option<Path>,
 }
@@ -37,6 +40,8 @@ pub struct FieldAttrs {
     pub owner: Option<Path>,
     /// `#[mobync(skip)]`.
     pub skip: Option<Path>,
+    /// `#[mobync(rename = "wireName")]`.
+    pub rename: Option<LitStr>,
     /// `#[diesel(column_name = ...)]`, as the column's Rust identifier.
     pub column_name: Option<Ident>,
 }
@@ -94,11 +99,19 @@ fn container_key(out: &mut Container, meta: &ParseNestedMeta) -> Result<()> {
             }
             set_once(&mut out.model, value, &meta.path)
         }
+        "connection" => {
+            let path = connection_value(meta)?;
+            if out.connections.iter().any(|known| key_name(known) == key_name(&path)) {
+                return Err(Error::new_spanned(&path, format!("connection `{}` is given twice", key_name(&path))));
+            }
+            out.connections.push(path);
+            Ok(())
+        }
         "validate" => set_once(&mut out.validate, path_value(meta)?, &meta.path),
         "validate_create" => set_once(&mut out.validate_create, path_value(meta)?, &meta.path),
         "validate_update" => set_once(&mut out.validate_update, path_value(meta)?, &meta.path),
         "validate_delete" => set_once(&mut out.validate_delete, path_value(meta)?, &meta.path),
-        "id" | "owner" | "skip" => Err(meta.error(format!(
+        "id" | "owner" | "skip" | "rename" => Err(meta.error(format!(
             "`{key}` is a field attribute: put #[mobync({key})] on the field, not on the struct"
         ))),
         _ => Err(meta
@@ -112,7 +125,14 @@ fn field_key(out: &mut FieldAttrs, meta: &ParseNestedMeta) -> Result<()> {
         "id" => &mut out.id,
         "owner" => &mut out.owner,
         "skip" => &mut out.skip,
-        "model" | "validate" | "validate_create" | "validate_update" | "validate_delete" => {
+        "rename" => {
+            let value = string_value(meta, "rename = \"wireName\"")?;
+            if value.value().is_empty() {
+                return Err(Error::new_spanned(&value, "the wire name must not be empty"));
+            }
+            return set_once(&mut out.rename, value, &meta.path);
+        }
+        "model" | "connection" | "validate" | "validate_create" | "validate_update" | "validate_delete" => {
             return Err(meta.error(format!(
                 "`{key}` is a struct attribute: put #[mobync({key} = ...)] on the struct, not on a field"
             )))
@@ -177,6 +197,18 @@ fn path_value(meta: &ParseNestedMeta) -> Result<Path> {
             format!(
                 "`{key}` takes the path of a fn `fn(&str, &Model) -> Result<(), String>`: write `{example}`"
             ),
+        )),
+    }
+}
+
+/// `connection = path::To::Connection`.
+fn connection_value(meta: &ParseNestedMeta) -> Result<Path> {
+    let example = "connection = diesel::PgConnection";
+    match value_expr(meta, example)? {
+        Expr::Path(expr) if expr.qself.is_none() && expr.attrs.is_empty() => Ok(expr.path),
+        other => Err(Error::new_spanned(
+            other,
+            format!("`connection` takes the path of a Diesel connection type: write `{example}`"),
         )),
     }
 }

@@ -13,7 +13,8 @@ pub struct Roles<'s, 'a> {
     pub owner: &'s Field<'a>,
     /// The synced fields besides the id, in order; never empty.
     pub data: Vec<&'s Field<'a>>,
-    /// `#[mobync(skip)]`: `Default::default()` on create.
+    /// `#[mobync(skip)]`: left out of the INSERT (the column's default
+    /// applies) and of every update.
     pub skipped: Vec<&'s Field<'a>>,
 }
 
@@ -42,6 +43,21 @@ pub fn check<'s, 'a>(input: &'s Struct<'a>) -> Result<Roles<'s, 'a>> {
     }
 
     let mut errors = Errors::default();
+    if let Some(rename) = &id.attrs.rename {
+        errors.push(Error::new_spanned(
+            rename,
+            format!("field `{}` is the row id, which is always `id` on the wire: remove `rename`", id.name()),
+        ));
+    }
+    for field in input.fields.iter().filter(|f| std::ptr::eq(*f, owner) || f.attrs.skip.is_some()) {
+        if let Some(rename) = &field.attrs.rename {
+            let what = if std::ptr::eq(field, owner) { "the owner, set by the server" } else { "skipped" };
+            errors.push(Error::new_spanned(
+                rename,
+                format!("field `{}` is {what} and never on the wire: remove `rename`", field.name()),
+            ));
+        }
+    }
     for (field, what) in [(id, "row id"), (owner, "owner")] {
         if let Some(skip) = &field.attrs.skip {
             errors.push(Error::new_spanned(
@@ -64,19 +80,51 @@ pub fn check<'s, 'a>(input: &'s Struct<'a>) -> Result<Roles<'s, 'a>> {
             skipped.push(field);
             continue;
         }
-        if field.name() == "id" {
-            errors.push(Error::new_spanned(
-                field.ident,
-                format!(
-                    "field `id` would be sent as `id`, the wire key of the row id `{}`: rename the field \
-                     (keeping its column with #[diesel(column_name = id)]) or mark it #[mobync(skip)]",
+        if std::ptr::eq(field, owner) {
+            continue;
+        }
+        let wire = field.wire_name();
+        if wire == "id" {
+            let message = match &field.attrs.rename {
+                Some(_) => format!(
+                    "field `{}` is renamed to `id`, the wire key of the row id `{}`: choose another name",
+                    field.name(),
                     id.name()
                 ),
-            ));
+                None => format!(
+                    "field `id` would be sent as `id`, the wire key of the row id `{}`: rename the field \
+                     (keeping its column with #[diesel(column_name = id)]), give it another wire name with \
+                     #[mobync(rename = \"...\")], or mark it #[mobync(skip)]",
+                    id.name()
+                ),
+            };
+            match &field.attrs.rename {
+                Some(rename) => errors.push(Error::new_spanned(rename, message)),
+                None => errors.push(Error::new_spanned(field.ident, message)),
+            }
+        } else if wire == owner.name() {
+            let message = format!(
+                "field `{}` would be sent as `{wire}`, which names the owner field: give it another wire \
+                 name with #[mobync(rename = \"...\")]",
+                field.name()
+            );
+            match &field.attrs.rename {
+                Some(rename) => errors.push(Error::new_spanned(rename, message)),
+                None => errors.push(Error::new_spanned(field.ident, message)),
+            }
+        } else if let Some(first) = data.iter().find(|f: &&&Field| f.wire_name() == wire) {
+            let message = format!(
+                "fields `{}` and `{}` would both be sent as `{wire}`: give one of them another wire name \
+                 with #[mobync(rename = \"...\")]",
+                first.name(),
+                field.name()
+            );
+            match &field.attrs.rename {
+                Some(rename) => errors.push(Error::new_spanned(rename, message)),
+                None => errors.push(Error::new_spanned(field.ident, message)),
+            }
         }
-        if !std::ptr::eq(field, owner) {
-            data.push(field);
-        }
+        data.push(field);
     }
     errors.finish(())?;
 

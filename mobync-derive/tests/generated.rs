@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 use mobync::db::DbConnection;
-use mobync::{Diff, ErrorKind, OperationType, SyncError, Syncable};
+use mobync::{Diff, ErrorKind, OperationType, SyncError, SyncModel, Syncable};
 use serde_json::{json, Value};
 
 diesel::table! {
@@ -85,13 +85,12 @@ mod rules {
     }
 }
 
-type Op = fn(&mut DbConnection, &str, &Diff) -> Result<(), SyncError>;
 
 fn db() -> DbConnection {
     let mut conn = DbConnection::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("sqlite"));
     for sql in [
         "CREATE TABLE tasks (id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, title TEXT NOT NULL, \
-         done BOOLEAN NOT NULL, note TEXT, views INTEGER NOT NULL)",
+         done BOOLEAN NOT NULL, note TEXT, views INTEGER NOT NULL DEFAULT 7)",
         "CREATE TABLE notes (note_uuid TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL, body TEXT NOT NULL)",
     ] {
         diesel::sql_query(sql).execute(&mut conn).expect("create table");
@@ -105,14 +104,19 @@ fn diff(op: OperationType, data: Value) -> Diff {
 
 /// Checks then applies a diff the way the engine does.
 fn apply(conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-    let (validate, apply): (Op, Op) = match diff.op {
-        OperationType::Create => (Task::validate_create, Task::create),
-        OperationType::Update => (Task::validate_update, Task::update),
-        OperationType::Delete => (Task::validate_delete, Task::delete),
-    };
+    let owner = owner.to_owned();
     Task::check(diff)?;
-    validate(conn, owner, diff)?;
-    apply(conn, owner, diff)
+    Task::validate_all(conn, &owner, &[diff])?;
+    match diff.op {
+        OperationType::Create => Task::create(conn, &owner, diff),
+        OperationType::Update => Task::update(conn, &owner, diff),
+        OperationType::Delete => Task::delete(conn, &owner, diff),
+    }
+}
+
+/// The rules of one diff.
+fn validate<T: Syncable<DbConnection, Owner = String>>(conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
+    T::validate_all(conn, &owner.to_owned(), &[diff])
 }
 
 fn all_tasks(conn: &mut DbConnection) -> Vec<Task> {
@@ -130,7 +134,7 @@ fn with_task(owner: &str) -> DbConnection {
 }
 
 fn read(conn: &mut DbConnection, owner: &str, id: &str) -> Option<Value> {
-    Task::read(conn, owner, id).expect("read").map(Value::Object)
+    Task::read(conn, &owner.to_owned(), id).expect("read").map(Value::Object)
 }
 
 fn assert_invalid(result: Result<(), SyncError>, needle: &str) -> String {
@@ -155,7 +159,7 @@ fn a_created_row_reads_back_as_sent_without_the_owner() {
     let stored = all_tasks(&mut conn);
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].owner, "alice");
-    assert_eq!(stored[0].views, 0, "a skipped field is Default::default() on create");
+    assert_eq!(stored[0].views, 7, "a skipped column is left out of the INSERT: its default applies");
 }
 
 #[test]
@@ -185,7 +189,7 @@ fn a_create_that_does_not_match_the_model_is_an_invalid_diff_and_changes_nothing
     for (data, needle) in cases {
         let d = diff(OperationType::Create, data);
         assert_invalid(Task::check(&d), needle);
-        assert_invalid(Task::create(&mut conn, "alice", &d), needle);
+        assert_invalid(Task::create(&mut conn, &"alice".to_owned(), &d), needle);
     }
     assert_eq!(all_tasks(&mut conn).len(), 1);
 }
@@ -235,7 +239,7 @@ fn an_update_with_no_field_changes_nothing_but_needs_the_row() {
     apply(&mut conn, "alice", &diff(OperationType::Update, json!({"id": "t1"}))).expect("update");
     assert_eq!(read(&mut conn, "alice", "t1"), Some(sample()));
     assert_invalid(
-        Task::update(&mut conn, "bob", &diff(OperationType::Update, json!({"id": "t1"}))),
+        Task::update(&mut conn, &"bob".to_owned(), &diff(OperationType::Update, json!({"id": "t1"}))),
         "there is no task",
     );
 }
@@ -253,7 +257,7 @@ fn an_update_that_does_not_match_the_model_is_an_invalid_diff_and_changes_nothin
     for (data, needle) in cases {
         let d = diff(OperationType::Update, data);
         assert_invalid(Task::check(&d), needle);
-        assert_invalid(Task::update(&mut conn, "alice", &d), needle);
+        assert_invalid(Task::update(&mut conn, &"alice".to_owned(), &d), needle);
     }
     assert_eq!(read(&mut conn, "alice", "t1"), Some(sample()));
 }
@@ -280,10 +284,11 @@ fn another_owners_row_looks_like_a_missing_row_to_update_and_delete() {
 #[test]
 fn a_delete_removes_the_owners_row() {
     let mut conn = with_task("alice");
-    Task::delete(&mut conn, "alice", &diff(OperationType::Delete, json!({"id": "t1"}))).expect("delete");
+    let alice = "alice".to_owned();
+    Task::delete(&mut conn, &alice, &diff(OperationType::Delete, json!({"id": "t1"}))).expect("delete");
     assert_eq!(read(&mut conn, "alice", "t1"), None);
     assert_invalid(
-        Task::delete(&mut conn, "alice", &diff(OperationType::Delete, json!({"id": "t1"}))),
+        Task::delete(&mut conn, &alice, &diff(OperationType::Delete, json!({"id": "t1"}))),
         "there is no task",
     );
 }
@@ -332,9 +337,9 @@ fn the_delete_rule_runs_on_the_row_to_delete() {
 fn the_rules_refuse_nothing_of_another_owners_row_but_report_it_missing() {
     let mut conn = with_task("alice");
     let update = diff(OperationType::Update, json!({"id": "t1", "note": null, "done": true}));
-    assert_invalid(Task::validate_update(&mut conn, "bob", &update), "there is no task");
+    assert_invalid(validate::<Task>(&mut conn, "bob", &update), "there is no task");
     assert_invalid(
-        Task::validate_delete(&mut conn, "bob", &diff(OperationType::Delete, json!({"id": "t1"}))),
+        validate::<Task>(&mut conn, "bob", &diff(OperationType::Delete, json!({"id": "t1"}))),
         "there is no task",
     );
 }
@@ -342,13 +347,14 @@ fn the_rules_refuse_nothing_of_another_owners_row_but_report_it_missing() {
 #[test]
 fn a_model_with_its_own_id_and_owner_columns_round_trips() {
     let mut conn = db();
+    let (alice, bob) = ("alice".to_owned(), "bob".to_owned());
     let note = |op, data| Diff::new("d1", op, "notes", data);
     let create = note(OperationType::Create, json!({"id": "n1", "body": "hello"}));
     Note::check(&create).expect("check");
-    Note::validate_create(&mut conn, "alice", &create).expect("rule");
-    Note::create(&mut conn, "alice", &create).expect("create");
+    validate::<Note>(&mut conn, "alice", &create).expect("rule");
+    Note::create(&mut conn, &alice, &create).expect("create");
     assert_eq!(
-        Note::read(&mut conn, "alice", "n1").expect("read").map(Value::Object),
+        Note::read(&mut conn, &alice, "n1").expect("read").map(Value::Object),
         Some(json!({"id": "n1", "body": "hello"}))
     );
     assert_invalid(
@@ -361,17 +367,17 @@ fn a_model_with_its_own_id_and_owner_columns_round_trips() {
     );
 
     let empty = note(OperationType::Update, json!({"id": "n1", "body": ""}));
-    let err = Note::validate_update(&mut conn, "alice", &empty).expect_err("refused");
+    let err = validate::<Note>(&mut conn, "alice", &empty).expect_err("refused");
     assert_eq!((err.kind, err.message.as_str()), (ErrorKind::Forbidden, "a note needs a body"));
     let update = note(OperationType::Update, json!({"id": "n1", "body": "bye"}));
-    Note::validate_update(&mut conn, "alice", &update).expect("rule");
-    Note::update(&mut conn, "alice", &update).expect("update");
-    assert_eq!(Note::read(&mut conn, "alice", "n1").expect("read").expect("row")["body"], "bye");
+    validate::<Note>(&mut conn, "alice", &update).expect("rule");
+    Note::update(&mut conn, &alice, &update).expect("update");
+    assert_eq!(Note::read(&mut conn, &alice, "n1").expect("read").expect("row")["body"], "bye");
 
     // `validate` does not apply to deletes.
     let delete = note(OperationType::Delete, json!({"id": "n1"}));
-    Note::validate_delete(&mut conn, "bob", &delete).expect("no rule");
-    assert_invalid(Note::delete(&mut conn, "bob", &delete), "there is no notes");
-    Note::delete(&mut conn, "alice", &delete).expect("delete");
-    assert_eq!(Note::read(&mut conn, "alice", "n1").expect("read"), None);
+    validate::<Note>(&mut conn, "bob", &delete).expect("no rule");
+    assert_invalid(Note::delete(&mut conn, &bob, &delete), "there is no notes");
+    Note::delete(&mut conn, &alice, &delete).expect("delete");
+    assert_eq!(Note::read(&mut conn, &alice, "n1").expect("read"), None);
 }

@@ -11,6 +11,51 @@ pub use diesel;
 pub use serde;
 pub use serde_json;
 
+use crate::owner::RowId;
+use std::fmt::Display;
+use std::str::FromStr;
+
+/// Checks at compile time that a row id's type is one (the error points at
+/// the type).
+pub const fn assert_row_id<T: RowId>()
+where
+    T::Err: Display,
+{
+}
+
+/// A row id as wire JSON: its text form.
+pub fn id_value<T: Display>(id: &T) -> Value {
+    Value::String(id.to_string())
+}
+
+/// A row id from its wire text: `T`'s `FromStr`, and its text form must be
+/// the one sent (a UUID in another case or with braces would come back
+/// different, and the devices would no longer find their row). Else
+/// `invalid_diff`.
+pub fn row_id<T>(model: &str, text: &str) -> Result<T, SyncError>
+where
+    T: FromStr + Display,
+    T::Err: Display,
+{
+    let id = text.parse::<T>().map_err(|err| SyncError::invalid_diff(format!("{model}: row id {text:?} is not valid: {err}")))?;
+    if id.to_string() != text {
+        return Err(SyncError::invalid_diff(format!(
+            "{model}: row id {text:?} is not in its canonical form {:?}",
+            id.to_string()
+        )));
+    }
+    Ok(id)
+}
+
+/// The row ids of `ids` that parse (those that do not are no row).
+pub fn row_ids<T>(model: &str, ids: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<T>
+where
+    T: FromStr + Display,
+    T::Err: Display,
+{
+    ids.into_iter().filter_map(|id| row_id(model, id.as_ref()).ok()).collect()
+}
+
 /// Decodes `data` without the keys in `without` into `T` (a generated
 /// struct that denies unknown fields); failures are `invalid_diff`.
 pub fn decode<T: DeserializeOwned>(model: &str, data: &JsonObject, without: &[&str]) -> Result<T, SyncError> {
@@ -35,9 +80,10 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Value, SyncError> {
     serde_json::to_value(value).map_err(SyncError::internal)
 }
 
-/// A database error: `internal`, its detail logged, never answered.
+/// A database error: `unavailable` or `internal`, its detail logged, never
+/// answered (see [`SyncError::database`]).
 pub fn db(err: diesel::result::Error) -> SyncError {
-    SyncError::internal(err)
+    SyncError::database(err)
 }
 
 /// The app's rule refused a diff: `forbidden` with its reason.
@@ -55,16 +101,45 @@ pub fn taken(model: &str, id: &str) -> SyncError {
     SyncError::invalid_diff(format!("a {model} with id {id:?} already exists"))
 }
 
-/// The error of a create's INSERT: a unique violation is a row id (or
-/// another unique value of the row) that is already taken, `invalid_diff`;
-/// anything else is `internal`. A create is one statement: the failed
-/// INSERT rolls the whole sync back, so no check before it is needed.
-pub fn insert_failed(model: &str, id: &str, err: diesel::result::Error) -> SyncError {
+/// The error of a create's INSERT: a unique violation of the row id is an
+/// id already taken; of another column, a value another row has (the
+/// message names the column, never the other row); both `invalid_diff`.
+/// Anything else is `internal` (or `unavailable`). A create is one
+/// statement: the failed INSERT rolls the whole sync back.
+pub fn insert_failed(model: &str, id_column: &str, id: &str, err: diesel::result::Error) -> SyncError {
     use diesel::result::{DatabaseErrorKind, Error};
     match err {
-        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => taken(model, id),
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => match unique_column(&*info) {
+            Some(column) if column != id_column => SyncError::invalid_diff(format!(
+                "{model}: another row already has this `{column}` (it must be unique)"
+            )),
+            _ => taken(model, id),
+        },
         other => db(other),
     }
+}
+
+/// The column (or index) a unique violation names, without any value.
+fn unique_column(info: &dyn diesel::result::DatabaseErrorInformation) -> Option<String> {
+    let message = info.message();
+    // SQLite: "UNIQUE constraint failed: notes.slug" (several: "a.x, a.y").
+    if let Some(rest) = message.strip_prefix("UNIQUE constraint failed: ") {
+        let first = rest.split(',').next().unwrap_or(rest).trim();
+        return Some(first.rsplit('.').next().unwrap_or(first).to_owned());
+    }
+    // MySQL/MariaDB: "Duplicate entry '<value>' for key '<table>.<key>'":
+    // the value is another row's data, so only the key is kept.
+    if let Some(at) = message.rfind(" for key '") {
+        let key = message[at + " for key '".len()..].trim_end_matches('\'');
+        let key = key.rsplit('.').next().unwrap_or(key);
+        return (key != "PRIMARY").then(|| key.to_owned());
+    }
+    // PostgreSQL: the constraint's name, `<table>_pkey` for the key.
+    let constraint = info.constraint_name()?;
+    if constraint.ends_with("_pkey") {
+        return None;
+    }
+    Some(info.column_name().map_or_else(|| constraint.to_owned(), str::to_owned))
 }
 
 /// A diff sets a field the server owns (the owner column).

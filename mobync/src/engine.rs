@@ -1,40 +1,52 @@
-//! The sync round trip: check, lock the owner's clock, merge, apply, log.
+//! The sync round trip: check, read, merge, and only when something is to
+//! be written, lock the owner's clock, apply and log.
 //!
 //! [`Mobync`] is generic over where the rows live ([`Synchronizer`]) and
-//! where the diff log and clocks live ([`Store`]); both work on the same
-//! connection type, inside one transaction per sync.
+//! where the diff log and clocks live ([`Store`]); both work on the
+//! connection the caller hands to [`Mobync::apply`], and every write of a
+//! sync happens in one transaction on it.
+
+mod faults;
 
 use crate::error::SyncError;
-use crate::merge::{merge_retried, Merge};
+use crate::merge::{merge_owned, Merge};
+use crate::owner::Owner;
 use crate::protocol::{Diff, JsonObject, OperationType, SyncResponse};
 use std::collections::{HashMap, HashSet};
 
-/// The diff log and the per-owner clocks, and the transactions a sync runs in.
+/// The diff log and the per-owner clocks, and the write transaction a sync
+/// applies its diffs in. Owners are given by their [key](Owner::key).
 pub trait Store: Send + Sync {
-    /// The connection a transaction hands to the engine and the synchronizer.
+    /// The connection the engine and the synchronizer work on.
     type Conn;
 
-    /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back
-    /// (nothing changed) if it returns `Err`.
-    fn transaction<T>(
+    /// Runs `f` in one write transaction on `conn`: committed if it returns
+    /// `Ok`, rolled back (nothing changed) if it returns `Err`. On SQLite
+    /// this is where a sync waits for the one writer's turn.
+    fn write<T>(
         &self,
+        conn: &mut Self::Conn,
         f: impl FnOnce(&mut Self::Conn) -> Result<T, SyncError>,
     ) -> Result<T, SyncError>;
 
-    /// Locks `owner`'s clock until the transaction ends, creating it at 0 if
-    /// the owner is new, and returns its value.
+    /// `owner`'s clock, 0 for an owner the log has never seen; takes no lock.
+    fn clock(&self, conn: &mut Self::Conn, owner: &str) -> Result<i64, SyncError>;
+
+    /// Locks `owner`'s clock until the write transaction ends, creating it
+    /// at 0 if the owner is new, and returns its value.
     fn lock_clock(&self, conn: &mut Self::Conn, owner: &str) -> Result<i64, SyncError>;
 
-    /// `owner`'s stored diffs stamped at or after `cursor`, in accepted order.
-    fn diffs_since(&self, conn: &mut Self::Conn, owner: &str, cursor: i64) -> Result<Vec<Diff>, SyncError>;
+    /// `owner`'s stored diffs stamped at or after `from` and before `to`, in
+    /// accepted order.
+    fn diffs_between(&self, conn: &mut Self::Conn, owner: &str, from: i64, to: i64) -> Result<Vec<Diff>, SyncError>;
 
     /// Which of `ids` an earlier request of `owner` already brought: stored
     /// in the log, or dropped by its merge.
     fn known_ids(&self, conn: &mut Self::Conn, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError>;
 
     /// Stores `applied` (already stamped with `stamp`, in order), remembers
-    /// the `dropped` ids, and, if `applied` is not empty, advances `owner`'s
-    /// clock to `stamp + 1`.
+    /// the `dropped` ids (an id remembered already is no error), and, if
+    /// `applied` is not empty, advances `owner`'s clock to `stamp + 1`.
     fn record(
         &self,
         conn: &mut Self::Conn,
@@ -66,69 +78,25 @@ impl KnownIds {
 /// Every method gets the authenticated owner; a row of another owner must
 /// look exactly like a row that does not exist.
 pub trait Synchronizer<C>: Send + Sync {
+    /// Whom rows belong to.
+    type Owner: Owner;
+
     /// Checks a diff against the models without touching the database: the
-    /// model is known, the fields are known and of the right type, a create
-    /// has every field. Failures are `invalid_diff`.
+    /// model is known, the row id and the fields are known and of the right
+    /// type, a create has every field. Failures are `invalid_diff`.
     fn check(&self, diff: &Diff) -> Result<(), SyncError>;
 
     /// The row `id` of `model` if `owner` has it, as the JSON the client sent.
-    fn read(&self, conn: &mut C, owner: &str, model: &str, id: &str) -> Result<Option<JsonObject>, SyncError>;
-
-    /// Creates the row of a create diff for `owner`.
-    fn create(&self, conn: &mut C, owner: &str, diff: &Diff) -> Result<(), SyncError>;
-
-    /// Sets the fields of an update diff on `owner`'s row.
-    fn update(&self, conn: &mut C, owner: &str, diff: &Diff) -> Result<(), SyncError>;
-
-    /// Deletes `owner`'s row of a delete diff.
-    fn delete(&self, conn: &mut C, owner: &str, diff: &Diff) -> Result<(), SyncError>;
-
-    /// The app's rules for a create; a refusal is `forbidden`.
-    fn validate_create(&self, _conn: &mut C, _owner: &str, _diff: &Diff) -> Result<(), SyncError> {
-        Ok(())
-    }
-
-    /// The app's rules for an update; a refusal is `forbidden`.
-    fn validate_update(&self, _conn: &mut C, _owner: &str, _diff: &Diff) -> Result<(), SyncError> {
-        Ok(())
-    }
-
-    /// The app's rules for a delete; a refusal is `forbidden`.
-    fn validate_delete(&self, _conn: &mut C, _owner: &str, _diff: &Diff) -> Result<(), SyncError> {
-        Ok(())
-    }
-
-    /// Writes a sync's diffs, in order; an error names its diff. The default
-    /// calls `create`, `update` and `delete` diff by diff; an
-    /// implementation may write runs of them at once (the one of `Models`
-    /// inserts each run of creates of one model with one statement).
-    fn write_all(&self, conn: &mut C, owner: &str, diffs: &[Diff]) -> Result<(), SyncError> {
-        for diff in diffs {
-            match diff.op {
-                OperationType::Create => self.create(conn, owner, diff),
-                OperationType::Update => self.update(conn, owner, diff),
-                OperationType::Delete => self.delete(conn, owner, diff),
-            }
-            .map_err(|e| e.with_diff(diff.id.clone()))?;
-        }
-        Ok(())
-    }
+    fn read(&self, conn: &mut C, owner: &Self::Owner, model: &str, id: &str) -> Result<Option<JsonObject>, SyncError>;
 
     /// The app's rules for all the diffs a sync is about to apply, in order,
-    /// before any is written; an error names its diff. The default runs
-    /// `validate_*` diff by diff; an implementation may read the rows it
-    /// needs at once (the one of `Models` does, one query per model).
-    fn validate_all(&self, conn: &mut C, owner: &str, diffs: &[Diff]) -> Result<(), SyncError> {
-        for diff in diffs {
-            match diff.op {
-                OperationType::Create => self.validate_create(conn, owner, diff),
-                OperationType::Update => self.validate_update(conn, owner, diff),
-                OperationType::Delete => self.validate_delete(conn, owner, diff),
-            }
-            .map_err(|e| e.with_diff(diff.id.clone()))?;
-        }
-        Ok(())
-    }
+    /// before any is written. The first refusal in request order wins
+    /// (`forbidden`, naming its diff); a diff on a row this owner lacks may
+    /// be reported here or by `write_all`.
+    fn validate_all(&self, conn: &mut C, owner: &Self::Owner, diffs: &[Diff]) -> Result<(), SyncError>;
+
+    /// Writes a sync's diffs, in order; an error names its diff.
+    fn write_all(&self, conn: &mut C, owner: &Self::Owner, diffs: &[Diff]) -> Result<(), SyncError>;
 }
 
 /// The default maximum number of diffs in one request.
@@ -137,14 +105,15 @@ pub const DEFAULT_MAX_DIFFS: usize = 5_000;
 /// The sync engine: one [`apply`](Mobync::apply) per `/sync` request.
 ///
 /// ```
-/// use mobync::memory::{MemoryModels, MemoryStore};
+/// use mobync::memory::{MemoryConn, MemoryModels, MemoryStore};
 /// use mobync::protocol::{Diff, OperationType::Create};
 /// use mobync::Mobync;
 /// use serde_json::json;
 ///
 /// let engine = Mobync::new(MemoryStore::new(), MemoryModels::new().model("task", ["title"]));
 /// let create = Diff::new("d1", Create, "task", json!({"id": "r1", "title": "milk"})).at(0, 1);
-/// let answer = engine.apply(0, vec![create], "alice").unwrap();
+/// let mut conn = MemoryConn::default();
+/// let answer = engine.apply(&mut conn, 0, vec![create], &"alice".to_string()).unwrap();
 /// assert_eq!(answer.logical_clock, 1);
 /// assert!(answer.diffs.is_empty()); // a device never gets its own diffs back
 /// ```
@@ -152,6 +121,14 @@ pub struct Mobync<St, Sy> {
     store: St,
     sync: Sy,
     max_diffs: usize,
+}
+
+/// What the read part of a sync found: the clock, the stored diffs since
+/// the cursor, the request's diffs already known, and the merge of them.
+struct Reading {
+    clock: i64,
+    merge: Merge,
+    dropped: Vec<String>,
 }
 
 impl<St, Sy> Mobync<St, Sy>
@@ -185,47 +162,98 @@ where
         &self.sync
     }
 
-    /// One sync round trip for the authenticated `owner`, whose device sent
-    /// its `cursor` and `diffs`. All or nothing: an error changes nothing.
-    pub fn apply(&self, cursor: i64, diffs: Vec<Diff>, owner: &str) -> Result<SyncResponse, SyncError> {
-        if owner.is_empty() {
-            return Err(SyncError::unauthenticated("no owner was authenticated"));
-        }
+    /// Checks the cursor against `owner`'s clock (PROTOCOL.md's step 3):
+    /// 409 if it is negative or ahead. Returns the clock.
+    pub fn check_cursor(&self, conn: &mut St::Conn, owner: &Sy::Owner, cursor: i64) -> Result<i64, SyncError> {
         if cursor < 0 {
             return Err(SyncError::invalid_clock(format!("`logical_clock` must be >= 0, not {cursor}")));
         }
-        if diffs.len() > self.max_diffs {
+        let clock = self.store.clock(conn, &owner.key())?;
+        if cursor > clock {
+            return Err(SyncError::invalid_clock(format!(
+                "`logical_clock` {cursor} is ahead of the server's clock {clock}: the server's data is older \
+                 than this device's (restored from a backup?)"
+            )));
+        }
+        Ok(clock)
+    }
+
+    /// Checks the number of diffs (PROTOCOL.md's step 4): 413 above the limit.
+    pub fn check_size(&self, count: usize) -> Result<(), SyncError> {
+        if count > self.max_diffs {
             return Err(SyncError::too_large(format!(
-                "{} diffs in one request; the limit is {}",
-                diffs.len(),
+                "{count} diffs in one request; the limit is {}",
                 self.max_diffs
             )));
         }
-        self.check_batch(&diffs)?;
-        self.store.transaction(|conn| self.sync_in(conn, cursor, &diffs, owner))
+        Ok(())
+    }
+
+    /// One sync round trip for the authenticated `owner`, whose device sent
+    /// its `cursor` and `diffs`, on `conn`. All or nothing: an error changes
+    /// nothing. A sync with nothing to write (a pull, a retry of what was
+    /// applied) takes no lock and writes nothing.
+    pub fn apply(
+        &self,
+        conn: &mut St::Conn,
+        cursor: i64,
+        diffs: Vec<Diff>,
+        owner: &Sy::Owner,
+    ) -> Result<SyncResponse, SyncError> {
+        if owner.key().is_empty() {
+            return Err(SyncError::unauthenticated("no owner was authenticated"));
+        }
+        let clock = self.check_cursor(conn, owner, cursor)?;
+        self.check_size(diffs.len())?;
+        self.apply_from(conn, cursor, clock, diffs, None, owner)
+    }
+
+    /// [`apply`](Mobync::apply) once the cursor (read as `clock`) and the
+    /// size are checked. `diffs` are the request's diffs up to the first one
+    /// that could not be decoded, whose fault is `undecoded` (if any): a
+    /// fault of a diff ahead of it wins, else that one is answered.
+    pub fn apply_from(
+        &self,
+        conn: &mut St::Conn,
+        cursor: i64,
+        clock: i64,
+        diffs: Vec<Diff>,
+        undecoded: Option<SyncError>,
+        owner: &Sy::Owner,
+    ) -> Result<SyncResponse, SyncError> {
+        if let Err((at, err)) = self.check_batch(&diffs) {
+            return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
+        }
+        if let Some(err) = undecoded {
+            return Err(self.earliest_fault(conn, cursor, &diffs, owner, err));
+        }
+        let key = owner.key();
+        let reading = self.read(conn, &key, cursor, clock, &diffs)?;
+        if reading.merge.apply.is_empty() && reading.dropped.is_empty() {
+            return Ok(SyncResponse::ok(reading.clock, reading.merge.send));
+        }
+        self.store.write(conn, |conn| self.write(conn, cursor, &diffs, owner, reading))
     }
 
     /// The checks that need no database: each diff on its own, against the
-    /// models, and against the other diffs of the request.
-    fn check_batch(&self, diffs: &[Diff]) -> Result<(), SyncError> {
+    /// models, and against the diffs before it. On a fault, its position.
+    fn check_batch(&self, diffs: &[Diff]) -> Result<(), (usize, SyncError)> {
         let mut seen: HashSet<&str> = HashSet::with_capacity(diffs.len());
         let mut rows: HashMap<(&str, &str), (bool, bool)> = HashMap::new();
-        for diff in diffs {
-            diff.check()?;
+        for (at, diff) in diffs.iter().enumerate() {
+            let fault = |err: SyncError| (at, err.with_diff(diff.id.clone()));
+            diff.check().map_err(fault)?;
             if !seen.insert(&diff.id) {
-                return Err(SyncError::invalid_diff("the same diff id appears twice in the request")
-                    .with_diff(diff.id.clone()));
+                return Err(fault(SyncError::invalid_diff("the same diff id appears twice in the request")));
             }
-            self.sync.check(diff).map_err(|e| e.with_diff(diff.id.clone()))?;
+            self.sync.check(diff).map_err(fault)?;
             let (created, deleted) = rows.entry((&diff.model, diff.row_id())).or_default();
             match diff.op {
                 OperationType::Create if *deleted => {
-                    return Err(SyncError::invalid_diff("a row is created after its own delete")
-                        .with_diff(diff.id.clone()))
+                    return Err(fault(SyncError::invalid_diff("a row is created after its own delete")))
                 }
                 OperationType::Create if *created => {
-                    return Err(SyncError::invalid_diff("a row is created twice in one request")
-                        .with_diff(diff.id.clone()))
+                    return Err(fault(SyncError::invalid_diff("a row is created twice in one request")))
                 }
                 OperationType::Create => *created = true,
                 OperationType::Delete => *deleted = true,
@@ -235,23 +263,26 @@ where
         Ok(())
     }
 
-    fn sync_in(&self, conn: &mut St::Conn, cursor: i64, diffs: &[Diff], owner: &str) -> Result<SyncResponse, SyncError> {
-        let clock = self.store.lock_clock(conn, owner)?;
-        if cursor > clock {
-            return Err(SyncError::invalid_clock(format!(
-                "`logical_clock` {cursor} is ahead of the server's clock {clock}"
-            )));
-        }
+    /// The read part: the stored diffs since the cursor (up to the clock read
+    /// before them, so that both agree), the request's known ids, the merge.
+    fn read(&self, conn: &mut St::Conn, owner: &str, cursor: i64, clock: i64, diffs: &[Diff]) -> Result<Reading, SyncError> {
         let ids: Vec<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
         let known = self.store.known_ids(conn, owner, &ids)?;
+        let server = self.store.diffs_between(conn, owner, cursor, clock)?;
+        Ok(self.merge(clock, known, server, diffs))
+    }
+
+    /// Merges the stored diffs with the request's, leaving out what an
+    /// earlier request already brought.
+    fn merge(&self, clock: i64, known: KnownIds, stored: Vec<Diff>, diffs: &[Diff]) -> Reading {
         // Never send a device its own diffs; note when the stored ones were
         // stamped, for the retry rule of the merge.
-        let own: HashSet<&str> = ids.iter().copied().collect();
+        let own: HashSet<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
         let mut applied: HashMap<String, i64> = known.stored.iter().map(|id| (id.clone(), i64::MIN)).collect();
-        let mut server = Vec::new();
-        for diff in self.store.diffs_since(conn, owner, cursor)? {
+        let mut server = Vec::with_capacity(stored.len());
+        for diff in stored {
             if own.contains(diff.id.as_str()) {
-                applied.insert(diff.id.clone(), diff.logical_clock);
+                applied.insert(diff.id, diff.logical_clock);
             } else {
                 server.push(diff);
             }
@@ -259,68 +290,45 @@ where
         // What an earlier merge dropped stays dropped; what it applied takes
         // part again but is not applied twice.
         let local: Vec<Diff> = diffs.iter().filter(|d| !known.dropped.contains(&d.id)).cloned().collect();
-        let Merge { apply, send } = merge_retried(&server, &local, &applied);
-        let mut apply: Vec<Diff> = apply.into_iter().filter(|d| !known.stored.contains(&d.id)).collect();
-        for diff in &mut apply {
-            diff.owner = owner.to_owned();
-            diff.logical_clock = clock;
-        }
-        self.sync
-            .validate_all(conn, owner, &apply)
-            .map_err(|err| self.blame_folded(conn, owner, &local, &apply, err))?;
-        self.sync.write_all(conn, owner, &apply)?;
+        let mut merge = merge_owned(server, local, &applied);
+        merge.apply.retain(|d| !known.stored.contains(&d.id));
         // Every new diff of the request is now stored or remembered as
         // dropped: a retry, whenever it comes, applies none of them again.
-        let kept: HashSet<&str> = apply.iter().map(|d| d.id.as_str()).collect();
-        let dropped: Vec<&str> =
-            ids.iter().copied().filter(|id| !kept.contains(id) && !known.contains(id)).collect();
-        if !apply.is_empty() || !dropped.is_empty() {
-            self.store.record(conn, owner, clock, &apply, &dropped)?;
+        let kept: HashSet<&str> = merge.apply.iter().map(|d| d.id.as_str()).collect();
+        let dropped =
+            diffs.iter().map(|d| d.id.as_str()).filter(|id| !kept.contains(id) && !known.contains(id)).map(str::to_owned).collect();
+        Reading { clock, merge, dropped }
+    }
+
+    /// The write part, in the write transaction: lock the clock; if another
+    /// sync of this owner wrote since the read, read and merge again; then
+    /// rules, rows, log and clock.
+    fn write(
+        &self,
+        conn: &mut St::Conn,
+        cursor: i64,
+        diffs: &[Diff],
+        owner: &Sy::Owner,
+        mut reading: Reading,
+    ) -> Result<SyncResponse, SyncError> {
+        let key = owner.key();
+        let clock = self.store.lock_clock(conn, &key)?;
+        if clock != reading.clock {
+            reading = self.read(conn, &key, cursor, clock, diffs)?;
         }
+        let Reading { clock, merge: Merge { mut apply, send }, dropped } = reading;
+        for diff in &mut apply {
+            diff.owner = key.clone().into_owned();
+            diff.logical_clock = clock;
+        }
+        if let Err(err) = self.sync.validate_all(conn, owner, &apply) {
+            return Err(self.blame(conn, owner, diffs, &apply, err));
+        }
+        self.sync.write_all(conn, owner, &apply)?;
+        let dropped: Vec<&str> = dropped.iter().map(String::as_str).collect();
+        self.store.record(conn, &key, clock, &apply, &dropped)?;
         let clock = if apply.is_empty() { clock } else { clock + 1 };
         Ok(SyncResponse::ok(clock, send))
-    }
-}
-
-impl<St, Sy> Mobync<St, Sy>
-where
-    St: Store,
-    Sy: Synchronizer<St::Conn>,
-{
-    /// A rule refused a create into which the merge folded updates of the
-    /// same request: PROTOCOL.md wants the diff that brought the refused
-    /// value named. Replays the create as sent, then each folded update in
-    /// request order, and names the first one the rule refuses (the create
-    /// itself if it is refused as sent). Only runs on that failure path.
-    fn blame_folded(&self, conn: &mut St::Conn, owner: &str, local: &[Diff], apply: &[Diff], err: SyncError) -> SyncError {
-        if err.kind != crate::error::ErrorKind::Forbidden {
-            return err;
-        }
-        let Some(create) = apply.iter().find(|d| Some(d.id.as_str()) == err.diff_id.as_deref()) else { return err };
-        if create.op != OperationType::Create {
-            return err;
-        }
-        let row = (create.model.as_str(), create.row_id());
-        let sent = local.iter().filter(|d| (d.model.as_str(), d.row_id()) == row);
-        let mut candidate: Option<Diff> = None;
-        for diff in sent {
-            let next = match (&mut candidate, diff.op) {
-                (None, OperationType::Create) => diff.clone(),
-                (Some(so_far), OperationType::Update) => {
-                    let mut next = so_far.clone();
-                    next.data.extend(diff.data.iter().filter(|(k, _)| k.as_str() != "id").map(|(k, v)| (k.clone(), v.clone())));
-                    next
-                }
-                _ => continue,
-            };
-            if let Err(refused) = self.sync.validate_all(conn, owner, std::slice::from_ref(&next)) {
-                if refused.kind == crate::error::ErrorKind::Forbidden {
-                    return SyncError { diff_id: Some(diff.id.clone()), ..refused };
-                }
-            }
-            candidate = Some(next);
-        }
-        err
     }
 }
 

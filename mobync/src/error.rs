@@ -18,8 +18,13 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// 422: a diff is inconsistent (unknown model or field, missing row...).
     InvalidDiff,
+    /// 408: the body did not arrive within the read deadline.
+    Timeout,
     /// 500: anything else; the message never carries internals.
     Internal,
+    /// 503: the database or the authenticator's store cannot answer now;
+    /// answered with `Retry-After`, never as 401.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -32,7 +37,9 @@ impl ErrorKind {
             ErrorKind::InvalidClock => "invalid_clock",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::InvalidDiff => "invalid_diff",
+            ErrorKind::Timeout => "timeout",
             ErrorKind::Internal => "internal",
+            ErrorKind::Unavailable => "unavailable",
         }
     }
 
@@ -45,8 +52,28 @@ impl ErrorKind {
             ErrorKind::InvalidClock => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::InvalidDiff => 422,
+            ErrorKind::Timeout => 408,
             ErrorKind::Internal => 500,
+            ErrorKind::Unavailable => 503,
         }
+    }
+
+    /// Every kind, in the order of PROTOCOL.md's table.
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::MalformedRequest,
+        ErrorKind::Unauthenticated,
+        ErrorKind::Forbidden,
+        ErrorKind::InvalidClock,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::InvalidDiff,
+        ErrorKind::Timeout,
+        ErrorKind::Internal,
+        ErrorKind::Unavailable,
+    ];
+
+    /// The kind of an `error` code, e.g. `"invalid_diff"`.
+    pub fn of_code(code: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|kind| kind.code() == code)
     }
 }
 
@@ -112,6 +139,29 @@ impl SyncError {
         Self::new(ErrorKind::Internal, "internal server error")
     }
 
+    /// 408 `timeout`.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Timeout, message)
+    }
+
+    /// 503 `unavailable`: the cause is logged, the client told to retry.
+    pub fn unavailable(detail: impl fmt::Display) -> Self {
+        log::warn!("mobync: unavailable: {detail}");
+        Self::new(ErrorKind::Unavailable, "the server cannot answer now; retry later")
+    }
+
+    /// A database error: 503 `unavailable` when the database cannot answer
+    /// now (the connection is lost, the server is shutting down, a lock
+    /// could not be had in time, a deadlock or serialization failure that a
+    /// retry resolves); 500 `internal` otherwise. Its detail is logged.
+    pub fn database(err: diesel::result::Error) -> Self {
+        if is_outage(&err) {
+            Self::unavailable(err)
+        } else {
+            Self::internal(err)
+        }
+    }
+
     /// Names the diff at fault (keeps an id set earlier).
     pub fn with_diff(mut self, diff_id: impl Into<String>) -> Self {
         if self.diff_id.is_none() {
@@ -143,6 +193,37 @@ impl fmt::Display for SyncError {
 
 impl std::error::Error for SyncError {}
 
+/// Whether a database error means "cannot answer now" rather than a fault.
+fn is_outage(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    match err {
+        Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message().to_ascii_lowercase();
+            [
+                "database is locked",
+                "database is busy",
+                "server has gone away",
+                "lost connection",
+                "terminating connection",
+                "the database system is",
+                "connection refused",
+                "no connection to the server",
+                "server closed the connection",
+                "deadlock",
+                "lock wait timeout",
+                "lock timeout",
+                "could not obtain lock",
+                "canceling statement due to",
+            ]
+            .iter()
+            .any(|needle| message.contains(needle))
+        }
+        Error::BrokenTransactionManager => true,
+        _ => false,
+    }
+}
+
 /// The JSON body of every failed sync:
 /// `{"success": false, "message": "...", "error": "<code>", "diff_id": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -171,11 +252,15 @@ mod tests {
             (ErrorKind::InvalidClock, 409, "invalid_clock"),
             (ErrorKind::PayloadTooLarge, 413, "payload_too_large"),
             (ErrorKind::InvalidDiff, 422, "invalid_diff"),
+            (ErrorKind::Timeout, 408, "timeout"),
             (ErrorKind::Internal, 500, "internal"),
+            (ErrorKind::Unavailable, 503, "unavailable"),
         ];
+        assert_eq!(table.len(), ErrorKind::ALL.len());
         for (kind, status, code) in table {
             assert_eq!(kind.status(), status);
             assert_eq!(kind.code(), code);
+            assert_eq!(ErrorKind::of_code(code), Some(kind));
         }
     }
 

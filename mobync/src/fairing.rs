@@ -1,51 +1,60 @@
-//! The Rocket fairing: one `attach` and the app has a `/sync` endpoint.
+//! The Rocket fairing: one `attach` and the app has a `/sync` endpoint, on
+//! the app's own connection type and pool.
 //!
 //! ```no_run
-//! # use mobync::{db, Models, SyncFairing};
+//! # use mobync::{db::{self, DbConnection}, endpoint::AuthError, Models, SyncFairing};
 //! # fn models() -> Models { Models::new() }
 //! #[rocket::launch]
 //! fn rocket() -> _ {
-//!     let pool = db::pool("todo.sqlite").expect("database");
-//!     let auth = |token: &str| if token == "secret" { Ok("alice".to_string()) } else { Err("unknown token".to_string()) };
+//!     let pool = db::pool::<DbConnection>("todo.sqlite").expect("database");
+//!     let auth = |_: &mut DbConnection, token: &str| match token {
+//!         "secret" => Ok("alice".to_string()),
+//!         _ => Err(AuthError::refused("unknown token")),
+//!     };
 //!     rocket::build().attach(SyncFairing::new(pool, models(), auth))
 //! }
 //! ```
 //!
+//! With a `rocket_sync_db_pools` database (feature `sync-db-pools`), the
+//! sync runs on that same pool: `SyncFairing::on_database::<Db>(models,
+//! auth)`, attached after `Db::fairing()`.
+//!
+//! The fairing mounts `POST <path>` itself, unless the app mounted it as a
+//! handler value already: `rocket.attach(sync.clone()).mount("/api/sync",
+//! sync)`.
+//!
 //! Configuration comes from Rocket's figment, table `mobync` (`Rocket.toml`
 //! or `ROCKET_MOBYNC='{path="/api/sync"}'`), see [`Config`].
 
-use crate::db::{migrations, DieselStore, Pool, Tables};
-use crate::engine::{Mobync, DEFAULT_MAX_DIFFS};
-use crate::error::{ErrorBody, ErrorKind, SyncError};
-use crate::protocol::{SyncResponse, WireRequest};
+mod http;
+mod source;
+
+pub use http::{read_body, ApiError, RETRY_AFTER_SECONDS};
+#[cfg(feature = "sync-db-pools")]
+pub use source::DatabaseSource;
+pub use source::{with_connection, Connections, Job, PoolSource};
+
+use crate::db::{migrations, LogConnection, Pool, Tables};
+use crate::endpoint::{Authenticator, Endpoint, Envelope};
+use crate::engine::DEFAULT_MAX_DIFFS;
+use crate::error::SyncError;
+use crate::owner::Owner;
+use crate::protocol::SyncResponse;
 use crate::syncable::Models;
-use rocket::data::{ByteUnit, Data, FromData, ToByteUnit};
+use rocket::data::{ByteUnit, Data, ToByteUnit};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::figment::providers::Serialized;
-use rocket::http::Status;
+use rocket::http::Method;
 use rocket::request::Request;
-use rocket::response::{self, Responder};
+use rocket::route::{Handler, Outcome, Route};
 use rocket::serde::json::Json;
 use rocket::serde::{Deserialize, Serialize};
-use rocket::{catch, catchers, post, routes, Build, Rocket, State};
-use std::sync::{Arc, Mutex};
+use rocket::{Build, Rocket};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-/// Turns an `auth_token` into the id of its owner, or refuses it with a
-/// reason. Runs on a blocking thread, so it may query the database. Any
-/// `Fn(&str) -> Result<String, String>` is one.
-pub trait Authenticator: Send + Sync + 'static {
-    /// The owner of `token`, or why it is refused.
-    fn authenticate(&self, token: &str) -> Result<String, String>;
-}
-
-impl<F> Authenticator for F
-where
-    F: Fn(&str) -> Result<String, String> + Send + Sync + 'static,
-{
-    fn authenticate(&self, token: &str) -> Result<String, String> {
-        self(token)
-    }
-}
+/// The name of the sync route, whoever mounts it.
+pub const ROUTE_NAME: &str = "mobync_sync";
 
 /// The fairing's settings, from the `mobync` table of Rocket's figment.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -60,6 +69,11 @@ pub struct Config {
     pub max_diffs: usize,
     /// Largest request body (413 above). Default 5 MiB.
     pub body_limit: ByteUnit,
+    /// Seconds a request body may take to arrive (408 after). Default 30.
+    pub read_timeout: f64,
+    /// Seconds a sync waits for a free connection of mobync's own pool
+    /// (503 after). Default 5. (A `#[database]` pool has its own `timeout`.)
+    pub pool_wait: f64,
     /// Run mobync's migrations at ignition. Default `true`.
     pub migrate: bool,
 }
@@ -71,164 +85,179 @@ impl Default for Config {
             diffs_table: "diffs".into(),
             max_diffs: DEFAULT_MAX_DIFFS,
             body_limit: 5.mebibytes(),
+            read_timeout: 30.0,
+            pool_wait: 5.0,
             migrate: true,
         }
     }
 }
 
-type Engine = Mobync<DieselStore, Models>;
-
-/// What the route needs, managed by Rocket.
-struct SyncState {
-    engine: Arc<Engine>,
-    auth: Arc<dyn Authenticator>,
-    body_limit: ByteUnit,
+fn seconds(value: f64, name: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value).map_err(|_| format!("`{name}` must be a number of seconds >= 0, not {value}"))
 }
 
-/// The fairing: mounts `POST <path>` running the merge engine over a pool,
-/// the app's [`Models`] and an [`Authenticator`].
-pub struct SyncFairing {
-    parts: Mutex<Option<(Pool, Models, Arc<dyn Authenticator>)>>,
+#[cfg(feature = "sync-db-pools")]
+type FindSource<C> = Box<dyn FnOnce(&Rocket<Build>) -> Option<Arc<dyn Connections<C>>> + Send>;
+
+/// Where the connections come from, before ignition.
+enum Source<C: LogConnection> {
+    Pool(Pool<C>),
+    #[cfg(feature = "sync-db-pools")]
+    Found(FindSource<C>),
 }
 
-impl SyncFairing {
-    /// A fairing over `pool`, syncing `models`, authenticating with `auth`.
-    pub fn new(pool: Pool, models: Models, auth: impl Authenticator) -> Self {
-        SyncFairing { parts: Mutex::new(Some((pool, models, Arc::new(auth)))) }
+struct Parts<C: LogConnection, O> {
+    models: Models<C, O>,
+    auth: Box<dyn Authenticator<C, O>>,
+    source: Source<C>,
+}
+
+/// What a running fairing serves with.
+struct Live<C: LogConnection, O> {
+    endpoint: Endpoint<C, O>,
+    source: Arc<dyn Connections<C>>,
+    config: Config,
+}
+
+struct Shared<C: LogConnection, O> {
+    parts: Mutex<Option<Parts<C, O>>>,
+    live: OnceLock<Arc<Live<C, O>>>,
+}
+
+/// The fairing, and the sync route's handler: syncs the app's [`Models`] on
+/// connections of type `C` for owners of type `O`, authenticated by an
+/// [`Authenticator`]. Clones share one engine.
+pub struct SyncFairing<C: LogConnection, O> {
+    shared: Arc<Shared<C, O>>,
+}
+
+impl<C: LogConnection, O> Clone for SyncFairing<C, O> {
+    fn clone(&self) -> Self {
+        SyncFairing { shared: self.shared.clone() }
+    }
+}
+
+impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
+    fn with_source(models: Models<C, O>, auth: impl Authenticator<C, O>, source: Source<C>) -> Self {
+        let parts = Parts { models, auth: Box::new(auth), source };
+        SyncFairing { shared: Arc::new(Shared { parts: Mutex::new(Some(parts)), live: OnceLock::new() }) }
+    }
+
+    /// A fairing over mobync's own `pool`, syncing `models`, authenticating
+    /// with `auth`.
+    pub fn new(pool: Pool<C>, models: Models<C, O>, auth: impl Authenticator<C, O>) -> Self {
+        Self::with_source(models, auth, Source::Pool(pool))
+    }
+
+    /// A fairing on the pool of the app's `#[database("name")] struct K(C);`
+    /// (feature `sync-db-pools`): no second pool, the database's own
+    /// configuration (`databases.name` in Rocket's figment) and `timeout`.
+    /// Attach it after `K::fairing()`.
+    #[cfg(feature = "sync-db-pools")]
+    pub fn on_database<K>(models: Models<C, O>, auth: impl Authenticator<C, O>) -> Self
+    where
+        K: Send + Sync + 'static,
+        C: rocket_sync_db_pools::Poolable,
+    {
+        let find: FindSource<C> = Box::new(|rocket: &Rocket<Build>| {
+            let pool = rocket_sync_db_pools::ConnectionPool::<K, C>::pool(rocket)?.clone();
+            Some(Arc::new(DatabaseSource { pool }) as Arc<dyn Connections<C>>)
+        });
+        Self::with_source(models, auth, Source::Found(find))
+    }
+
+    async fn respond(&self, data: Data<'_>) -> Result<Json<SyncResponse>, ApiError> {
+        let live = self.shared.live.get().cloned().ok_or_else(|| SyncError::internal("the sync fairing is not ignited"))?;
+        let deadline = seconds(live.config.read_timeout, "read_timeout").map_err(SyncError::internal)?;
+        let body = read_body(data, live.config.body_limit, deadline).await?;
+        let envelope = Envelope::parse(&body)?;
+        drop(body);
+        let source = live.source.clone();
+        let answer = with_connection(&*source, move |conn| live.endpoint.sync(conn, envelope)).await??;
+        Ok(Json(answer))
     }
 }
 
 #[rocket::async_trait]
-impl Fairing for SyncFairing {
+impl<C: LogConnection, O: Owner> Handler for SyncFairing<C, O> {
+    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
+        Outcome::from(req, self.respond(data).await)
+    }
+}
+
+/// The sync route, for an app that mounts it itself (behind its own path,
+/// next to its own routes): `rocket.attach(sync.clone()).mount("/api/sync",
+/// sync)`.
+impl<C: LogConnection, O: Owner> From<SyncFairing<C, O>> for Vec<Route> {
+    fn from(fairing: SyncFairing<C, O>) -> Vec<Route> {
+        let mut route = Route::new(Method::Post, "/", fairing);
+        route.name = Some(ROUTE_NAME.into());
+        vec![route]
+    }
+}
+
+#[rocket::async_trait]
+impl<C: LogConnection, O: Owner> Fairing for SyncFairing<C, O> {
     fn info(&self) -> Info {
         Info { name: "mobync sync", kind: Kind::Ignite }
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {
-        let config: Config = match rocket
+        match self.ignite(&rocket).await {
+            Ok(()) => Ok(self.mount(rocket)),
+            Err(err) => {
+                log::error!("mobync: {err}");
+                Err(rocket)
+            }
+        }
+    }
+}
+
+impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
+    /// Reads the configuration, finds the connections, runs the migrations.
+    async fn ignite(&self, rocket: &Rocket<Build>) -> Result<(), String> {
+        let config: Config = rocket
             .figment()
             .clone()
             .join(Serialized::default("mobync", Config::default()))
             .extract_inner("mobync")
-        {
-            Ok(config) => config,
-            Err(err) => {
-                log::error!("mobync: bad `mobync` configuration: {err}");
-                return Err(rocket);
-            }
-        };
-        let Some((pool, models, auth)) = self.parts.lock().ok().and_then(|mut parts| parts.take()) else {
-            log::error!("mobync: the sync fairing was ignited twice");
-            return Err(rocket);
-        };
-        let tables = match Tables::new(&config.diffs_table) {
-            Ok(tables) => tables,
-            Err(err) => {
-                log::error!("mobync: `diffs_table`: {err}");
-                return Err(rocket);
-            }
-        };
+            .map_err(|err| format!("bad `mobync` configuration: {err}"))?;
+        let parts = self.shared.parts.lock().ok().and_then(|mut parts| parts.take());
+        let parts = parts.ok_or("the sync fairing was ignited twice")?;
+        let tables = Tables::new(&config.diffs_table).map_err(|err| format!("`diffs_table`: {err}"))?;
         if rocket::http::uri::Origin::parse(&config.path).is_err() || !config.path.starts_with('/') {
-            log::error!("mobync: `path` {:?} is not an absolute URI path", config.path);
-            return Err(rocket);
+            return Err(format!("`path` {:?} is not an absolute URI path", config.path));
         }
-        if config.migrate {
-            let (pool, tables) = (pool.clone(), tables.clone());
-            let migrated = rocket::tokio::task::spawn_blocking(move || {
-                let mut conn = pool.get().map_err(|e| e.to_string())?;
-                migrations::run(&mut conn, &tables).map_err(|e| e.to_string())
-            })
-            .await;
-            if let Err(err) = migrated.map_err(|e| e.to_string()).and_then(|r| r) {
-                log::error!("mobync: migrations failed: {err}");
-                return Err(rocket);
-            }
-        }
-        let engine = Mobync::new(DieselStore::new(pool, tables), models).with_max_diffs(config.max_diffs);
-        let state = SyncState { engine: Arc::new(engine), auth, body_limit: config.body_limit };
-        Ok(rocket.manage(state).mount(config.path.as_str(), routes![sync]).register(config.path.as_str(), catchers![error]))
-    }
-}
-
-/// A failed sync as an HTTP answer: its status and PROTOCOL.md's JSON body.
-#[derive(Debug)]
-pub struct ApiError(pub SyncError);
-
-impl From<SyncError> for ApiError {
-    fn from(err: SyncError) -> Self {
-        ApiError(err)
-    }
-}
-
-impl<'r> Responder<'r, 'static> for ApiError {
-    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let status = Status::from_code(self.0.kind.status()).unwrap_or(Status::InternalServerError);
-        response::status::Custom(status, Json(self.0.body())).respond_to(req)
-    }
-}
-
-/// The raw body, read up to the configured limit. Never fails as a guard:
-/// its errors are answered by the route as JSON.
-struct Body(Result<Vec<u8>, SyncError>);
-
-#[rocket::async_trait]
-impl<'r> FromData<'r> for Body {
-    type Error = std::convert::Infallible;
-
-    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> rocket::data::Outcome<'r, Self> {
-        let limit = req.rocket().state::<SyncState>().map_or(Config::default().body_limit, |s| s.body_limit);
-        let body = match data.open(limit).into_bytes().await {
-            Ok(bytes) if bytes.is_complete() => Ok(bytes.into_inner()),
-            Ok(_) => Err(SyncError::too_large(format!("the request body is over the limit of {limit}"))),
-            Err(err) => Err(SyncError::malformed(format!("the request body could not be read: {err}"))),
+        seconds(config.read_timeout, "read_timeout")?;
+        let source: Arc<dyn Connections<C>> = match parts.source {
+            Source::Pool(pool) => Arc::new(PoolSource { pool, wait: seconds(config.pool_wait, "pool_wait")? }),
+            #[cfg(feature = "sync-db-pools")]
+            Source::Found(find) => find(rocket).ok_or(
+                "the app's #[database] pool is not there: attach its fairing (`Db::fairing()`) before mobync's",
+            )?,
         };
-        rocket::data::Outcome::Success(Body(body))
+        if config.migrate {
+            let tables = tables.clone();
+            let migrated = with_connection(&*source, move |conn| migrations::run(conn, &tables).map_err(|e| e.to_string()));
+            migrated.await.map_err(|e| e.to_string())?.map_err(|err| format!("migrations failed: {err}"))?;
+        }
+        let endpoint = Endpoint::boxed(parts.models, tables, parts.auth).with_max_diffs(config.max_diffs);
+        let live = Arc::new(Live { endpoint, source, config });
+        self.shared.live.set(live).map_err(|_| "the sync fairing was ignited twice".to_string())
     }
-}
 
-#[post("/", data = "<body>")]
-async fn sync(state: &State<SyncState>, body: Body) -> Result<Json<SyncResponse>, ApiError> {
-    let request = WireRequest::from_slice(&body.0?)?;
-    let (engine, auth) = (state.engine.clone(), state.auth.clone());
-    let answer = rocket::tokio::task::spawn_blocking(move || run(&engine, auth.as_ref(), request))
-        .await
-        .map_err(SyncError::internal)??;
-    Ok(Json(answer))
-}
-
-/// The whole request, in PROTOCOL.md's order: shape (done), token, cursor,
-/// size, then each diff and the merge.
-fn run(engine: &Engine, auth: &dyn Authenticator, request: WireRequest) -> Result<SyncResponse, SyncError> {
-    let token = request.auth_token.as_deref().filter(|t| !t.is_empty());
-    let token = token.ok_or_else(|| SyncError::unauthenticated("`auth_token` is missing"))?;
-    let owner = auth.authenticate(token).map_err(SyncError::unauthenticated)?;
-    let cursor = request.logical_clock;
-    if cursor < 0 {
-        return Err(SyncError::invalid_clock(format!("`logical_clock` must be >= 0, not {cursor}")));
+    /// Mounts the route at the configured path, unless the app mounted it,
+    /// and the JSON catchers where it is.
+    fn mount(&self, rocket: Rocket<Build>) -> Rocket<Build> {
+        let mounted: Vec<String> = rocket
+            .routes()
+            .filter(|route| route.name.as_deref() == Some(ROUTE_NAME))
+            .map(|route| route.uri.base().to_string())
+            .collect();
+        if !mounted.is_empty() {
+            return mounted.iter().fold(rocket, |rocket, base| rocket.register(base.as_str(), http::catchers()));
+        }
+        let path = self.shared.live.get().map_or_else(|| Config::default().path, |live| live.config.path.clone());
+        rocket.mount(path.as_str(), self.clone()).register(path.as_str(), http::catchers())
     }
-    if request.diffs.len() > engine.max_diffs() {
-        return Err(SyncError::too_large(format!(
-            "{} diffs in one request; the limit is {}",
-            request.diffs.len(),
-            engine.max_diffs()
-        )));
-    }
-    engine.apply(cursor, request.checked_diffs()?, &owner)
-}
-
-/// Any other failure under the sync path (wrong method, a panic...) as a
-/// JSON body too, never Rocket's HTML page.
-#[catch(default)]
-fn error(status: Status, _req: &Request<'_>) -> (Status, Json<ErrorBody>) {
-    let kind = match status.code {
-        413 => ErrorKind::PayloadTooLarge,
-        401 => ErrorKind::Unauthenticated,
-        400..=499 => ErrorKind::MalformedRequest,
-        _ => ErrorKind::Internal,
-    };
-    let message = match kind {
-        ErrorKind::Internal => "internal server error".to_string(),
-        _ => format!("{status}: POST a sync request here"),
-    };
-    (status, Json(SyncError::new(kind, message).body()))
 }

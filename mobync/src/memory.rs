@@ -3,14 +3,14 @@
 //! a database; nothing survives the process.
 //!
 //! ```
-//! use mobync::memory::{MemoryModels, MemoryStore};
+//! use mobync::memory::{MemoryConn, MemoryModels, MemoryStore};
 //! use mobync::protocol::{Diff, OperationType::*};
 //! use mobync::Mobync;
 //! use serde_json::json;
 //!
 //! let engine = Mobync::new(MemoryStore::new(), MemoryModels::new().model("task", ["title"]));
 //! let create = Diff::new("d1", Create, "task", json!({"id": "r1", "title": "milk"})).at(0, 1);
-//! engine.apply(0, vec![create], "alice").unwrap();
+//! engine.apply(&mut MemoryConn::default(), 0, vec![create], &"alice".to_string()).unwrap();
 //! let rows = engine.store().rows("alice");
 //! assert_eq!(rows[&("task".to_string(), "r1".to_string())]["title"], "milk");
 //! ```
@@ -18,7 +18,7 @@
 use crate::engine::{KnownIds, Store, Synchronizer};
 use crate::error::SyncError;
 use crate::protocol::{Diff, JsonObject, OperationType};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 /// A row of the memory database.
@@ -37,6 +37,8 @@ pub struct OwnerLog {
     pub clock: i64,
     /// Stored diffs in accepted order.
     pub diffs: Vec<Diff>,
+    /// The ids of `diffs`, to look them up.
+    pub stored: BTreeSet<String>,
     /// Ids the merge dropped, remembered for retries.
     pub dropped: BTreeSet<String>,
 }
@@ -50,11 +52,18 @@ pub struct MemoryDb {
     pub logs: BTreeMap<String, OwnerLog>,
 }
 
-/// The in-memory [`Store`]. A transaction works on a copy that replaces the
-/// state only when it succeeds.
+/// The in-memory [`Store`]. A write transaction works on a copy that
+/// replaces the state only when it succeeds.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     db: Mutex<MemoryDb>,
+}
+
+/// A "connection" to a [`MemoryStore`]: outside a write transaction it
+/// reads the shared state; inside one it holds the transaction's copy.
+#[derive(Debug, Default)]
+pub struct MemoryConn {
+    work: Option<MemoryDb>,
 }
 
 impl MemoryStore {
@@ -72,6 +81,15 @@ impl MemoryStore {
         self.db.lock().map(|db| db.clone()).unwrap_or_default()
     }
 
+    /// Runs `f` on the state `conn` sees: its transaction's copy, or the
+    /// shared state.
+    fn with<T>(&self, conn: &mut MemoryConn, f: impl FnOnce(&mut MemoryDb) -> T) -> Result<T, SyncError> {
+        match &mut conn.work {
+            Some(work) => Ok(f(work)),
+            None => Ok(f(&mut *self.lock()?)),
+        }
+    }
+
     /// `owner`'s rows by (model, row id), as the client sees them.
     pub fn rows(&self, owner: &str) -> BTreeMap<(String, String), JsonObject> {
         let db = self.snapshot();
@@ -80,50 +98,63 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    type Conn = MemoryDb;
+    type Conn = MemoryConn;
 
-    fn transaction<T>(&self, f: impl FnOnce(&mut MemoryDb) -> Result<T, SyncError>) -> Result<T, SyncError> {
+    fn write<T>(&self, conn: &mut MemoryConn, f: impl FnOnce(&mut MemoryConn) -> Result<T, SyncError>) -> Result<T, SyncError> {
         let mut guard = self.lock()?;
-        let mut work = guard.clone();
-        let out = f(&mut work)?;
-        *guard = work;
-        Ok(out)
+        conn.work = Some(guard.clone());
+        let out = f(conn);
+        let work = conn.work.take();
+        if let (Ok(_), Some(work)) = (&out, work) {
+            *guard = work;
+        }
+        out
     }
 
-    fn lock_clock(&self, conn: &mut MemoryDb, owner: &str) -> Result<i64, SyncError> {
-        Ok(conn.logs.entry(owner.to_owned()).or_default().clock)
+    fn clock(&self, conn: &mut MemoryConn, owner: &str) -> Result<i64, SyncError> {
+        self.with(conn, |db| db.logs.get(owner).map_or(0, |log| log.clock))
     }
 
-    fn diffs_since(&self, conn: &mut MemoryDb, owner: &str, cursor: i64) -> Result<Vec<Diff>, SyncError> {
-        let Some(log) = conn.logs.get(owner) else { return Ok(Vec::new()) };
-        let start = log.diffs.partition_point(|d| d.logical_clock < cursor);
-        Ok(log.diffs[start..].to_vec())
+    fn lock_clock(&self, conn: &mut MemoryConn, owner: &str) -> Result<i64, SyncError> {
+        self.with(conn, |db| db.logs.entry(owner.to_owned()).or_default().clock)
     }
 
-    fn known_ids(&self, conn: &mut MemoryDb, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
-        let Some(log) = conn.logs.get(owner) else { return Ok(KnownIds::default()) };
-        let wanted: HashSet<&str> = ids.iter().copied().collect();
-        Ok(KnownIds {
-            stored: log.diffs.iter().filter(|d| wanted.contains(d.id.as_str())).map(|d| d.id.clone()).collect(),
-            dropped: ids.iter().filter(|id| log.dropped.contains(**id)).map(|id| id.to_string()).collect(),
+    fn diffs_between(&self, conn: &mut MemoryConn, owner: &str, from: i64, to: i64) -> Result<Vec<Diff>, SyncError> {
+        self.with(conn, |db| {
+            let Some(log) = db.logs.get(owner) else { return Vec::new() };
+            let start = log.diffs.partition_point(|d| d.logical_clock < from);
+            let end = log.diffs.partition_point(|d| d.logical_clock < to);
+            log.diffs[start..end.max(start)].to_vec()
+        })
+    }
+
+    fn known_ids(&self, conn: &mut MemoryConn, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
+        self.with(conn, |db| {
+            let Some(log) = db.logs.get(owner) else { return KnownIds::default() };
+            KnownIds {
+                stored: ids.iter().filter(|id| log.stored.contains(**id)).map(|id| id.to_string()).collect(),
+                dropped: ids.iter().filter(|id| log.dropped.contains(**id)).map(|id| id.to_string()).collect(),
+            }
         })
     }
 
     fn record(
         &self,
-        conn: &mut MemoryDb,
+        conn: &mut MemoryConn,
         owner: &str,
         stamp: i64,
         applied: &[Diff],
         dropped: &[&str],
     ) -> Result<(), SyncError> {
-        let log = conn.logs.entry(owner.to_owned()).or_default();
-        log.diffs.extend(applied.iter().cloned());
-        log.dropped.extend(dropped.iter().map(|id| id.to_string()));
-        if !applied.is_empty() {
-            log.clock = stamp + 1;
-        }
-        Ok(())
+        self.with(conn, |db| {
+            let log = db.logs.entry(owner.to_owned()).or_default();
+            log.diffs.extend(applied.iter().cloned());
+            log.stored.extend(applied.iter().map(|d| d.id.clone()));
+            log.dropped.extend(dropped.iter().map(|id| id.to_string()));
+            if !applied.is_empty() {
+                log.clock = stamp + 1;
+            }
+        })
     }
 }
 
@@ -172,16 +203,44 @@ impl MemoryModels {
             None => Ok(()),
         }
     }
+
+    fn write(db: &mut MemoryDb, owner: &str, diff: &Diff) -> Result<(), SyncError> {
+        let key = (diff.model.clone(), diff.row_id().to_owned());
+        match diff.op {
+            OperationType::Create => {
+                if db.rows.contains_key(&key) {
+                    return Err(SyncError::invalid_diff(format!("a {} with id {:?} already exists", key.0, key.1)));
+                }
+                db.rows.insert(key, MemoryRow { owner: owner.to_owned(), data: diff.data.clone() });
+            }
+            OperationType::Update => {
+                let row = Self::owned_row(db, owner, diff)?;
+                for (field, value) in diff.data.iter().filter(|(k, _)| k.as_str() != "id") {
+                    row.data.insert(field.clone(), value.clone());
+                }
+            }
+            OperationType::Delete => {
+                Self::owned_row(db, owner, diff)?;
+                db.rows.remove(&key);
+            }
+        }
+        Ok(())
+    }
 }
 
-impl Synchronizer<MemoryDb> for MemoryModels {
+impl Synchronizer<MemoryConn> for MemoryModels {
+    type Owner = String;
+
     fn check(&self, diff: &Diff) -> Result<(), SyncError> {
         let fields = self
             .models
             .get(&diff.model)
             .ok_or_else(|| SyncError::invalid_diff(format!("unknown model {:?}", diff.model)))?;
         if diff.op == OperationType::Delete {
-            return Ok(());
+            return match diff.data.keys().find(|k| k.as_str() != "id") {
+                Some(key) => Err(SyncError::invalid_diff(format!("a delete has only `id`, not {key:?}"))),
+                None => Ok(()),
+            };
         }
         if let Some(unknown) = diff.data.keys().find(|k| k.as_str() != "id" && !fields.contains(*k)) {
             return Err(SyncError::invalid_diff(format!("{} has no field {unknown:?}", diff.model)));
@@ -194,43 +253,33 @@ impl Synchronizer<MemoryDb> for MemoryModels {
         Ok(())
     }
 
-    fn read(&self, db: &mut MemoryDb, owner: &str, model: &str, id: &str) -> Result<Option<JsonObject>, SyncError> {
-        Ok(db
-            .rows
-            .get(&(model.to_owned(), id.to_owned()))
-            .filter(|row| row.owner == owner)
-            .map(|row| row.data.clone()))
-    }
-
-    fn create(&self, db: &mut MemoryDb, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        let key = (diff.model.clone(), diff.row_id().to_owned());
-        if db.rows.contains_key(&key) {
-            return Err(SyncError::invalid_diff(format!("a {} with id {:?} already exists", key.0, key.1)));
+    fn read(&self, conn: &mut MemoryConn, owner: &String, model: &str, id: &str) -> Result<Option<JsonObject>, SyncError> {
+        let key = (model.to_owned(), id.to_owned());
+        let found = |db: &MemoryDb| db.rows.get(&key).filter(|row| &row.owner == owner).map(|row| row.data.clone());
+        match &conn.work {
+            Some(work) => Ok(found(work)),
+            None => Err(SyncError::internal("MemoryModels::read outside a transaction")),
         }
-        db.rows.insert(key, MemoryRow { owner: owner.to_owned(), data: diff.data.clone() });
-        Ok(())
     }
 
-    fn update(&self, db: &mut MemoryDb, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        let row = Self::owned_row(db, owner, diff)?;
-        for (key, value) in diff.data.iter().filter(|(k, _)| k.as_str() != "id") {
-            row.data.insert(key.clone(), value.clone());
+    fn validate_all(&self, conn: &mut MemoryConn, owner: &String, diffs: &[Diff]) -> Result<(), SyncError> {
+        let db = conn.work.as_mut().ok_or_else(|| SyncError::internal("validate_all outside a transaction"))?;
+        for diff in diffs {
+            let checked = match diff.op {
+                OperationType::Create => self.run_rule(owner, diff),
+                OperationType::Update => Self::owned_row(db, owner, diff).and_then(|_| self.run_rule(owner, diff)),
+                OperationType::Delete => Ok(()),
+            };
+            checked.map_err(|e| e.with_diff(diff.id.clone()))?;
         }
         Ok(())
     }
 
-    fn delete(&self, db: &mut MemoryDb, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        Self::owned_row(db, owner, diff)?;
-        db.rows.remove(&(diff.model.clone(), diff.row_id().to_owned()));
+    fn write_all(&self, conn: &mut MemoryConn, owner: &String, diffs: &[Diff]) -> Result<(), SyncError> {
+        let db = conn.work.as_mut().ok_or_else(|| SyncError::internal("write_all outside a transaction"))?;
+        for diff in diffs {
+            Self::write(db, owner, diff).map_err(|e| e.with_diff(diff.id.clone()))?;
+        }
         Ok(())
-    }
-
-    fn validate_create(&self, _db: &mut MemoryDb, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        self.run_rule(owner, diff)
-    }
-
-    fn validate_update(&self, db: &mut MemoryDb, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        Self::owned_row(db, owner, diff)?;
-        self.run_rule(owner, diff)
     }
 }

@@ -65,10 +65,29 @@ pub fn merge(server: &[Diff], local: &[Diff]) -> Merge {
 /// the server has: later updates are not folded into it, nor a later delete
 /// cancelled against it.
 pub fn merge_retried(server: &[Diff], local: &[Diff], applied: &HashMap<String, i64>) -> Merge {
-    let s_rows: Vec<RowKey> = server.iter().map(row_key).collect();
+    merge_owned(server.to_vec(), local.to_vec(), applied)
+}
+
+/// [`merge_retried`] taking its diffs by value: the stored diffs that reach
+/// D are moved there, never copied (an owner's whole log may be in S).
+pub fn merge_owned(server: Vec<Diff>, local: Vec<Diff>, applied: &HashMap<String, i64>) -> Merge {
     let l_rows: Vec<RowKey> = local.iter().map(row_key).collect();
-    let mut s: Vec<Option<Diff>> = server.iter().cloned().map(Some).collect();
-    let mut l: Vec<Option<Diff>> = local.iter().cloned().map(Some).collect();
+    // A stored diff on a row the request does not touch goes to D as it is:
+    // only the others take part in the steps below.
+    let touched: HashSet<(&str, &str)> = l_rows.iter().map(|(m, id)| (m.as_str(), id.as_str())).collect();
+    let mut order: Vec<Option<Diff>> = Vec::with_capacity(server.len());
+    let mut s_rows: Vec<RowKey> = Vec::new();
+    let mut s: Vec<Option<Diff>> = Vec::new();
+    for diff in server {
+        if touched.contains(&(diff.model.as_str(), diff.row_id())) {
+            s_rows.push(row_key(&diff));
+            s.push(Some(diff));
+            order.push(None);
+        } else {
+            order.push(Some(diff));
+        }
+    }
+    let mut l: Vec<Option<Diff>> = local.into_iter().map(Some).collect();
 
     deletes_win(&s_rows, &mut s, &l_rows, &mut l, applied);
     collapse_local_updates(&l_rows, &mut l);
@@ -76,12 +95,12 @@ pub fn merge_retried(server: &[Diff], local: &[Diff], applied: &HashMap<String, 
     // Steps 4 and 5: creates stay where they are (S creates go to D, L
     // creates to U).
     concurrent_field_updates(&s_rows, &mut s, &l_rows, &mut l, applied);
-    // Step 7: what is left goes out; an update left with no field vanishes.
+    // Step 7: what is left goes out, in accepted order; an update left with
+    // no field vanishes.
     let keep = |d: &Diff| d.op != OperationType::Update || has_fields(&d.data);
-    Merge {
-        apply: l.into_iter().flatten().filter(keep).collect(),
-        send: s.into_iter().flatten().filter(keep).collect(),
-    }
+    let mut merged = s.into_iter();
+    let send = order.into_iter().filter_map(|slot| slot.or_else(|| merged.next().flatten())).filter(keep).collect();
+    Merge { apply: l.into_iter().flatten().filter(keep).collect(), send }
 }
 
 fn op_at(slots: &[Option<Diff>], i: usize) -> Option<OperationType> {

@@ -17,8 +17,9 @@
 //! assert!(text.contains(r#""json_data":"{\"id\":\"r1\",\"done\":true}""#));
 //! ```
 
+pub mod wire;
+
 use crate::error::SyncError;
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
@@ -60,7 +61,7 @@ impl OperationType {
 
 /// One logged change of one row. See PROTOCOL.md, "The diff".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "WireDiff")]
+#[serde(try_from = "Value")]
 pub struct Diff {
     /// Unique id of the diff (clients use UUID v1).
     pub id: String,
@@ -126,133 +127,42 @@ impl Diff {
         self.data.get("id").and_then(Value::as_str).unwrap_or("")
     }
 
-    /// Checks what a diff must satisfy on its own; PROTOCOL.md's rows
-    /// `malformed_request` (400) and `invalid_diff` (422).
+    /// Checks what a decoded diff must satisfy on its own to be consistent
+    /// (422 `invalid_diff`, naming it): a model name, a row `id` that is a
+    /// non-empty string of at most 255 bytes without U+0000, and a delete
+    /// that carries nothing but `id`.
     pub fn check(&self) -> Result<(), SyncError> {
-        let fail = |err: SyncError| Err(err.with_diff(self.id.clone()));
-        if self.id.is_empty() {
-            return Err(SyncError::malformed("a diff has an empty `id`"));
-        }
+        let fail = |message: String| Err(SyncError::invalid_diff(message).with_diff(self.id.clone()));
         if self.model.is_empty() {
-            return fail(SyncError::malformed("`model` must be a non-empty string"));
-        }
-        if self.logical_clock < 0 {
-            return fail(SyncError::malformed("`logical_clock` of a diff must be >= 0"));
-        }
-        if self.utc_timestamp < 0 {
-            return fail(SyncError::malformed("`utc_timestamp` must be >= 0"));
+            return fail("unknown model \"\": `model` must name a synced model".into());
         }
         match self.data.get("id") {
-            Some(Value::String(id)) if !id.is_empty() => Ok(()),
-            Some(_) => fail(SyncError::invalid_diff("`id` in `json_data` must be a non-empty string")),
-            None => fail(SyncError::invalid_diff(format!(
-                "`json_data` of a {} has no `id` of the row",
-                self.op.as_str()
-            ))),
-        }
-    }
-}
-
-/// A diff as it arrives, before its checks: what serde can read from any
-/// client. [`WireDiff::into_diff`] turns it into a checked [`Diff`].
-#[derive(Debug, Clone, Deserialize)]
-pub struct WireDiff {
-    id: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    owner: Option<IgnoredAny>,
-    logical_clock: i64,
-    utc_timestamp: i64,
-    #[serde(rename = "type")]
-    op: String,
-    model: String,
-    json_data: Value,
-}
-
-impl WireDiff {
-    /// Checks the diff and decodes its `json_data`.
-    pub fn into_diff(self) -> Result<Diff, SyncError> {
-        let id = self.id;
-        let op = OperationType::parse(&self.op).ok_or_else(|| {
-            SyncError::malformed(format!(
-                "`type` must be \"create\", \"update\" or \"delete\", not {:?}",
-                self.op
-            ))
-            .with_diff(id.clone())
-        })?;
-        let data = match self.json_data {
-            Value::Object(map) => map,
-            Value::String(text) => match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(map)) => map,
-                Ok(_) => {
-                    return Err(SyncError::invalid_diff("`json_data` must hold a JSON object").with_diff(id))
+            Some(Value::String(id)) => {
+                if let Err(problem) = wire::check_id(id) {
+                    return fail(format!("the row `id` in `json_data` {problem}"));
                 }
-                Err(err) => {
-                    return Err(SyncError::invalid_diff(format!("`json_data` is not valid JSON: {err}"))
-                        .with_diff(id))
-                }
-            },
-            _ => {
-                return Err(SyncError::malformed("`json_data` must be a string holding a JSON object")
-                    .with_diff(id))
             }
-        };
-        let diff = Diff {
-            id,
-            owner: String::new(),
-            logical_clock: self.logical_clock,
-            utc_timestamp: self.utc_timestamp,
-            op,
-            model: self.model,
-            data,
-        };
-        diff.check()?;
-        Ok(diff)
+            Some(_) => return fail("the row `id` in `json_data` must be a string".into()),
+            None => return fail(format!("`json_data` of a {} has no `id` of the row", self.op.as_str())),
+        }
+        if self.op == OperationType::Delete {
+            if let Some(key) = self.data.keys().find(|key| key.as_str() != "id") {
+                return fail(format!("the `json_data` of a delete is `{{\"id\": ...}}` only, not {key:?}"));
+            }
+        }
+        Ok(())
     }
 }
 
-impl TryFrom<WireDiff> for Diff {
+impl TryFrom<Value> for Diff {
     type Error = SyncError;
 
-    fn try_from(wire: WireDiff) -> Result<Self, SyncError> {
-        wire.into_diff()
-    }
-}
-
-/// A sync request as it arrives: `{"auth_token", "logical_clock", "diffs"}`.
-///
-/// Reading it only checks its shape (400); the token, the cursor and each
-/// diff are checked afterwards, in that order.
-#[derive(Debug, Clone, Deserialize)]
-pub struct WireRequest {
-    /// `None` when absent: that is 401, not 400.
-    #[serde(default)]
-    pub auth_token: Option<String>,
-    /// The client's cursor.
-    pub logical_clock: i64,
-    /// The client's pending diffs, not yet checked.
-    pub diffs: Vec<WireDiff>,
-}
-
-impl WireRequest {
-    /// Reads a request body; any failure is 400 `malformed_request`.
-    ///
-    /// ```
-    /// use mobync::protocol::WireRequest;
-    /// let req = WireRequest::from_slice(br#"{"auth_token":"t","logical_clock":0,"diffs":[]}"#).unwrap();
-    /// assert_eq!(req.logical_clock, 0);
-    /// let err = WireRequest::from_slice(b"{not json").unwrap_err();
-    /// assert_eq!(err.kind.code(), "malformed_request");
-    /// ```
-    pub fn from_slice(body: &[u8]) -> Result<Self, SyncError> {
-        serde_json::from_slice(body).map_err(|err| {
-            SyncError::malformed(format!("the request body is not a valid sync request: {err}"))
-        })
-    }
-
-    /// Checks every diff, in order.
-    pub fn checked_diffs(self) -> Result<Vec<Diff>, SyncError> {
-        self.diffs.into_iter().map(WireDiff::into_diff).collect()
+    /// Reads a diff as a client or a server writes it (see
+    /// [`wire::decode_value`]) and checks it ([`Diff::check`]).
+    fn try_from(value: Value) -> Result<Self, SyncError> {
+        let diff = wire::decode_value(value)?;
+        diff.check()?;
+        Ok(diff)
     }
 }
 

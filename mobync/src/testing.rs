@@ -14,7 +14,6 @@
 use crate::client::{Device, Rows};
 use crate::error::{ErrorKind, SyncError};
 use crate::protocol::{Diff, JsonObject, OperationType, SyncRequest, SyncResponse};
-use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 

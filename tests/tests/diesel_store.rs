@@ -3,7 +3,7 @@
 //! concurrent syncs of one owner.
 
 use mobync::client::{Device, Rows};
-use mobync::db::{self, DieselStore, Tables};
+use mobync::db::{self, DbConnection, DieselStore, Pool, PoolSettings, Tables};
 use mobync::testing::{self, Server};
 use mobync::{Diff, ErrorKind, Mobync, Models, OperationType::*, SyncError, SyncRequest, SyncResponse};
 use mobync_tests::dbs::{self, Backend, TestDb};
@@ -12,15 +12,27 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
 use std::sync::Arc;
 
-type Engine = Mobync<DieselStore, Models>;
+/// The engine with a pool of its database.
+struct Engine {
+    engine: Mobync<DieselStore<DbConnection>, Models>,
+    pool: Pool,
+}
+
+impl Engine {
+    /// One sync for `owner`, on a connection of the pool.
+    fn apply(&self, cursor: i64, diffs: Vec<Diff>, owner: &str) -> Result<SyncResponse, SyncError> {
+        let mut conn = self.pool.get().expect("a connection");
+        self.engine.apply(&mut conn, cursor, diffs, &owner.to_owned())
+    }
+}
 
 fn engine(db: &TestDb) -> Engine {
-    let pool = db::pool_with(&db.url, 4).expect("pool");
+    let pool = db::pool_with(&db.url, &PoolSettings { max_size: 4, ..PoolSettings::default() }).expect("pool");
     let mut conn = pool.get().expect("connection");
     models::create_tables(&mut conn);
-    db::migrations::run(&mut conn, &Tables::default()).expect("migrations");
+    db::migrations::run(&mut *conn, &Tables::default()).expect("migrations");
     drop(conn);
-    Mobync::new(DieselStore::new(pool, Tables::default()), models::models())
+    Engine { engine: Mobync::new(DieselStore::new(Tables::default()), models::models()), pool }
 }
 
 struct DbServer<'a>(&'a Engine, Option<&'a TestDb>);
@@ -31,7 +43,7 @@ impl Server for DbServer<'_> {
     }
 
     fn rows(&mut self, token: &str) -> Rows {
-        let mut conn = self.0.store().pool().get().expect("connection");
+        let mut conn = self.0.pool.get().expect("connection");
         models::rows(&mut conn, token)
     }
 
@@ -162,10 +174,10 @@ fn concurrent_syncs_of_one_owner_never_share_a_clock_and_lose_nothing() {
         for device in devices.iter_mut() {
             testing::sync(&mut DbServer(&engine, None), "alice", device);
         }
-        let mut conn = engine.store().pool().get().expect("connection");
+        let mut conn = engine.pool.get().expect("connection");
         let log = {
             use mobync::Store;
-            engine.store().diffs_since(&mut conn, "alice", 0).expect("log")
+            engine.engine.store().diffs_between(&mut conn, "alice", 0, i64::MAX).expect("log")
         };
         assert_eq!(log.len(), 2 * rounds as usize, "{:?}: every diff is logged once", db.backend());
         let mut stamps: Vec<i64> = log.iter().map(|d| d.logical_clock).collect();

@@ -10,7 +10,8 @@
 use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
 use mobync::db::{DbConnection, DieselStore, Tables};
 use mobync::engine::{KnownIds, Store, Synchronizer};
-use mobync::protocol::{Diff, JsonObject, WireRequest};
+use mobync::protocol::wire::{decode_diff, Envelope};
+use mobync::protocol::{Diff, JsonObject};
 use mobync::{Mobync, Models, SyncError};
 use mobync_bench::args::Args;
 use mobync_bench::db::Backend;
@@ -64,17 +65,17 @@ fn timed<T>(step: &'static str, f: impl FnOnce() -> T) -> T {
 // ---------------------------------------------------------------------------
 // Wrappers that only delegate and time.
 
-struct TimedStore(DieselStore);
+struct TimedStore(DieselStore<DbConnection>);
 
 impl Store for TimedStore {
     type Conn = DbConnection;
 
-    fn transaction<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T, SyncError>) -> Result<T, SyncError> {
+    fn write<T>(&self, conn: &mut DbConnection, f: impl FnOnce(&mut DbConnection) -> Result<T, SyncError>) -> Result<T, SyncError> {
         let t0 = Instant::now();
         let mut body_end = None;
-        let out = self.0.transaction(|conn| {
+        let out = self.0.write(conn, |conn| {
             let t1 = Instant::now();
-            record("tx: pool.get + BEGIN", t1 - t0);
+            record("tx: writer's turn + BEGIN", t1 - t0);
             let out = f(conn);
             let t2 = Instant::now();
             record("tx: body (sum)", t2 - t1);
@@ -87,12 +88,16 @@ impl Store for TimedStore {
         out
     }
 
+    fn clock(&self, conn: &mut DbConnection, owner: &str) -> Result<i64, SyncError> {
+        timed("store: clock (no lock)", || self.0.clock(conn, owner))
+    }
+
     fn lock_clock(&self, conn: &mut DbConnection, owner: &str) -> Result<i64, SyncError> {
         timed("store: lock_clock", || self.0.lock_clock(conn, owner))
     }
 
-    fn diffs_since(&self, conn: &mut DbConnection, owner: &str, cursor: i64) -> Result<Vec<Diff>, SyncError> {
-        timed("store: diffs_since (read S, decode json_data)", || self.0.diffs_since(conn, owner, cursor))
+    fn diffs_between(&self, conn: &mut DbConnection, owner: &str, from: i64, to: i64) -> Result<Vec<Diff>, SyncError> {
+        timed("store: diffs_between (read S, decode json_data)", || self.0.diffs_between(conn, owner, from, to))
     }
 
     fn known_ids(&self, conn: &mut DbConnection, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
@@ -114,32 +119,17 @@ impl Store for TimedStore {
 struct TimedModels(Models);
 
 impl Synchronizer<DbConnection> for TimedModels {
+    type Owner = String;
+
     fn check(&self, diff: &Diff) -> Result<(), SyncError> {
         timed("models: check (decode json_data per diff)", || self.0.check(diff))
     }
-    fn read(&self, conn: &mut DbConnection, owner: &str, model: &str, id: &str) -> Result<Option<JsonObject>, SyncError> {
+
+    fn read(&self, conn: &mut DbConnection, owner: &String, model: &str, id: &str) -> Result<Option<JsonObject>, SyncError> {
         timed("models: read", || self.0.read(conn, owner, model, id))
     }
-    fn create(&self, conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        timed("models: create (INSERT)", || self.0.create(conn, owner, diff))
-    }
-    fn update(&self, conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        timed("models: update (UPDATE)", || self.0.update(conn, owner, diff))
-    }
-    fn delete(&self, conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        timed("models: delete", || self.0.delete(conn, owner, diff))
-    }
-    fn validate_create(&self, conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        timed("models: validate_create (decode, rule)", || self.0.validate_create(conn, owner, diff))
-    }
-    fn validate_update(&self, conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        timed("models: validate_update (SELECT row, rule)", || self.0.validate_update(conn, owner, diff))
-    }
-    fn validate_delete(&self, conn: &mut DbConnection, owner: &str, diff: &Diff) -> Result<(), SyncError> {
-        timed("models: validate_delete", || self.0.validate_delete(conn, owner, diff))
-    }
 
-    fn write_all(&self, conn: &mut DbConnection, owner: &str, diffs: &[Diff]) -> Result<(), SyncError> {
+    fn write_all(&self, conn: &mut DbConnection, owner: &String, diffs: &[Diff]) -> Result<(), SyncError> {
         // Models' own: runs of creates of one model in one INSERT; the single
         // updates and deletes are not timed one by one here.
         timed("models: write_all (INSERT per run of creates, UPDATE/DELETE per diff)", || {
@@ -147,7 +137,7 @@ impl Synchronizer<DbConnection> for TimedModels {
         })
     }
 
-    fn validate_all(&self, conn: &mut DbConnection, owner: &str, diffs: &[Diff]) -> Result<(), SyncError> {
+    fn validate_all(&self, conn: &mut DbConnection, owner: &String, diffs: &[Diff]) -> Result<(), SyncError> {
         timed("models: validate_all (rules; one SELECT of rows per model)", || self.0.validate_all(conn, owner, diffs))
     }
 }
@@ -220,26 +210,26 @@ fn counter() -> Option<Box<dyn Instrumentation>> {
 type Engine = Mobync<TimedStore, TimedModels>;
 
 fn make_engine(url: &str) -> Result<(Engine, mobync::db::Pool), String> {
-    let pool = mobync::db::pool(url).map_err(|e| e.to_string())?;
+    let pool = mobync::db::pool::<DbConnection>(url).map_err(|e| e.to_string())?;
     let models = Models::new().with::<todo::models::Task>().with::<todo::models::Project>();
-    let engine = Mobync::new(TimedStore(DieselStore::new(pool.clone(), Tables::default())), TimedModels(models));
+    let engine = Mobync::new(TimedStore(DieselStore::new(Tables::default())), TimedModels(models));
     Ok((engine, pool))
 }
 
 /// One sync in process: the steps of the fairing's route, timed.
-fn sync_in_process(
-    engine: &Engine,
-    auth: &dyn Fn(&str) -> Result<String, String>,
-    wl: &mut Workload,
-) -> Result<Duration, String> {
+fn sync_in_process(engine: &Engine, pool: &mobync::db::Pool, wl: &mut Workload) -> Result<Duration, String> {
     let (body, _) = wl.request_body();
     let start = Instant::now();
-    let request = timed("http body → WireRequest (serde)", || WireRequest::from_slice(&body)).map_err(|e| e.message)?;
+    let mut conn = timed("pool.get", || pool.get()).map_err(|e| e.to_string())?;
+    let request = timed("http body → envelope (serde, diffs raw)", || Envelope::parse(&body)).map_err(|e| e.message)?;
     let token = request.auth_token.clone().unwrap_or_default();
-    let owner = timed("authenticate (pool.get, SHA-256, SELECT users)", || auth(&token))?;
-    let cursor = request.logical_clock;
-    let diffs = timed("json_data strings → objects", || request.checked_diffs()).map_err(|e| e.message)?;
-    let answer = timed("engine.apply (sum)", || engine.apply(cursor, diffs, &owner)).map_err(|e| e.message)?;
+    let owner = timed("authenticate (SHA-256, SELECT users)", || todo::accounts::authenticate(&mut conn, &token))
+        .map_err(|e| format!("{e:?}"))?;
+    let cursor = request.cursor.value().map_err(|e| e.message)?;
+    let diffs = timed("diffs → checked objects", || request.diffs.iter().map(|raw| decode_diff(raw)).collect::<Result<Vec<_>, _>>())
+        .map_err(|e| e.message)?;
+    let answer =
+        timed("engine.apply (sum)", || engine.apply(&mut conn, cursor, diffs, &owner)).map_err(|e| e.message)?;
     let bytes = timed("answer → JSON (serde)", || serde_json::to_vec(&answer)).map_err(|e| e.to_string())?;
     let elapsed = start.elapsed();
     std::hint::black_box(bytes);
@@ -272,7 +262,7 @@ fn print_steps(syncs: usize, total: Duration) {
         .map(|(_, v)| v.1)
         .sum();
     let merge = get("tx: body (sum)").saturating_sub(inside);
-    let tx = get("tx: pool.get + BEGIN") + get("tx: body (sum)") + get("tx: COMMIT");
+    let tx = get("tx: writer's turn + BEGIN") + get("tx: body (sum)") + get("tx: COMMIT");
     let checks = get("engine.apply (sum)").saturating_sub(tx);
     println!("| step | calls/sync | µs/sync | share |");
     println!("|---|---:|---:|---:|");
@@ -344,36 +334,34 @@ fn run(backend: Backend, n: usize, args: &Args) -> Result<(), String> {
 
     // Pass 1: steps.
     let (engine, pool) = make_engine(&server.db.url)?;
-    let auth = todo::accounts::authenticator(pool);
     for i in 0..warmup {
-        changes_and_sync(&mut devices, i, n, ratio, |wl| sync_in_process(&engine, &auth, wl))?;
+        changes_and_sync(&mut devices, i, n, ratio, |wl| sync_in_process(&engine, &pool, wl))?;
     }
     STEPS.lock().expect("steps").clear();
     let mut lat = Vec::new();
     for i in 0..syncs {
-        lat.push(changes_and_sync(&mut devices, i, n, ratio, |wl| sync_in_process(&engine, &auth, wl))?);
+        lat.push(changes_and_sync(&mut devices, i, n, ratio, |wl| sync_in_process(&engine, &pool, wl))?);
     }
     let total: Duration = lat.iter().sum();
     let p50_in = median_us(&mut lat);
     println!("Pass 1, in process, per sync (mean over {syncs} syncs; median total {p50_in:.0} µs):\n");
     print_steps(syncs, total);
-    drop((engine, auth));
+    drop((engine, pool));
 
     // Pass 2: statements (new connections pick up the instrumentation).
     set_default_instrumentation(counter).map_err(|e| e.to_string())?;
     let (engine, pool) = make_engine(&server.db.url)?;
-    let auth = todo::accounts::authenticator(pool);
     for i in 0..warmup {
-        changes_and_sync(&mut devices, i, n, ratio, |wl| sync_in_process(&engine, &auth, wl))?;
+        changes_and_sync(&mut devices, i, n, ratio, |wl| sync_in_process(&engine, &pool, wl))?;
     }
     STATEMENTS.lock().expect("statements").clear();
     for i in 0..syncs {
-        changes_and_sync(&mut devices, i, n, ratio, |wl| sync_in_process(&engine, &auth, wl))?;
+        changes_and_sync(&mut devices, i, n, ratio, |wl| sync_in_process(&engine, &pool, wl))?;
     }
     set_default_instrumentation(|| None).map_err(|e| e.to_string())?;
     println!("\nPass 2, SQL statements per sync (Diesel instrumentation; times include its own overhead):\n");
     print_statements(syncs);
-    drop((engine, auth));
+    drop((engine, pool));
 
     // Pass 3: the same over HTTP, one request at a time.
     let (token, _) = signup(&a, &server.base, "http")?;

@@ -1,7 +1,8 @@
 //! Sign-up and authentication: random tokens, stored only as SHA-256 hashes.
 
 use diesel::prelude::*;
-use mobync::db::Pool;
+use mobync::db::{DbConnection, Pool};
+use mobync::AuthError;
 use rocket::serde::json::Json;
 use rocket::serde::{Deserialize, Serialize};
 use rocket::{http::Status, post, State};
@@ -56,16 +57,13 @@ pub async fn signup(pool: &State<Pool>, signup: Json<Signup>) -> Result<Json<Acc
     }
 }
 
-/// The authenticator of the sync fairing: a token's owner, by its hash.
-pub fn authenticator(pool: Pool) -> impl Fn(&str) -> Result<String, String> + Send + Sync + 'static {
-    move |token: &str| {
-        let mut conn = pool.get().map_err(|_| "the user database is unavailable".to_string())?;
-        users::table
-            .filter(users::token_hash.eq(hash(token)))
-            .select(users::id)
-            .first::<String>(&mut conn)
-            .optional()
-            .map_err(|_| "the user database is unavailable".to_string())?
-            .ok_or_else(|| "unknown auth_token".to_string())
-    }
+/// The authenticator of the sync fairing: a token's owner, by its hash. A
+/// database that cannot answer is an outage (503), not a refusal (401).
+pub fn authenticate(conn: &mut DbConnection, token: &str) -> Result<String, AuthError> {
+    users::table
+        .filter(users::token_hash.eq(hash(token)))
+        .select(users::id)
+        .first::<String>(conn)
+        .optional()?
+        .ok_or_else(|| AuthError::refused("unknown auth_token"))
 }

@@ -6,7 +6,7 @@ pub mod models;
 pub mod rules;
 
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use mobync::db::{self, Dialect};
+use mobync::db::{self, DbConnection, Dialect};
 use mobync::{Models, SyncFairing};
 use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
@@ -21,7 +21,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 /// The server on `database_url` (a SQLite path, `postgres://…` or
 /// `mysql://…`), with its tables created.
 pub fn rocket(database_url: &str) -> Result<Rocket<Build>, Error> {
-    let pool = db::pool(database_url)?;
+    let pool = db::pool::<DbConnection>(database_url)?;
     let mut conn = pool.get()?;
     let migrations = match conn.dialect() {
         Dialect::Sqlite => SQLITE,
@@ -35,7 +35,7 @@ pub fn rocket(database_url: &str) -> Result<Rocket<Build>, Error> {
         .manage(pool.clone())
         .mount("/", routes![accounts::signup, health])
         .register("/", catchers![error])
-        .attach(SyncFairing::new(pool.clone(), models, accounts::authenticator(pool))))
+        .attach(SyncFairing::new(pool, models, accounts::authenticate)))
 }
 
 #[get("/health")]

@@ -182,11 +182,12 @@ fn deep_nesting_and_huge_numbers_are_malformed_requests() {
     with_app(|app| {
         let huge = format!(r#"{{"auth_token":"{}","logical_clock":1e400,"diffs":[]}}"#, app.token);
         assert_eq!(send_to(app, huge.into_bytes()), 400);
+        // An integer past 2^63-1 is a cursor no clock reaches: 409.
         let huge = format!(
             r#"{{"auth_token":"{}","logical_clock":99999999999999999999999,"diffs":[]}}"#,
             app.token
         );
-        assert_eq!(send_to(app, huge.into_bytes()), 400);
+        assert_eq!(send_to(app, huge.into_bytes()), 409);
         let nested =
             json!({"id": "t-deep", "title": "x", "done": false, "more": (0..50).fold(json!(1), |v, _| json!([v]))});
         let mut diff = create("deep", "t-deep", json!("x"));

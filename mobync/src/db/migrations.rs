@@ -7,10 +7,9 @@
 //! timestamp-versioned migration of yours. [`run`] runs them from code, on
 //! the configured table names, and is what the fairing does at ignition.
 
-use super::{with_inner, DbConnection, Dialect, Tables};
+use super::{Dialect, LogConnection, Tables};
 use diesel::backend::Backend;
 use diesel::migration::{self, Migration, MigrationMetadata, MigrationName, MigrationSource, MigrationVersion};
-use diesel_migrations::MigrationHarness;
 use std::fmt;
 
 /// The version of mobync's one migration.
@@ -101,11 +100,12 @@ impl<DB: Backend> MigrationSource<DB> for MobyncMigrations {
     }
 }
 
-/// Runs mobync's pending migrations on `conn`, creating `tables`. Safe to
-/// call at every start: an applied migration is not run again.
-pub fn run(conn: &mut DbConnection, tables: &Tables) -> migration::Result<()> {
+/// Runs mobync's pending migrations on `conn` (any connection type mobync
+/// keeps its log on), creating `tables`. Safe to call at every start: an
+/// applied migration is not run again.
+pub fn run<C: LogConnection>(conn: &mut C, tables: &Tables) -> migration::Result<()> {
     let source = MobyncMigrations::new(conn.dialect(), tables);
-    with_inner!(conn, c => c.run_pending_migrations(source).map(|_| ()))
+    conn.run_migrations(source)
 }
 
 #[cfg(test)]

@@ -1,33 +1,36 @@
-//! Diesel storage on SQLite, PostgreSQL and MySQL/MariaDB: one connection
-//! type for the three backends ([`DbConnection`]), a pool that picks the
-//! backend from the URL ([`pool`]), the diff log and clocks
-//! ([`DieselStore`]), and the migrations that create them ([`migrations`]).
+//! Diesel storage on SQLite, PostgreSQL and MySQL/MariaDB. The diff log and
+//! clocks ([`DieselStore`]) live on whatever connection type the app syncs
+//! on: `SqliteConnection`, `PgConnection`, `MysqlConnection` (each behind its
+//! feature), or [`DbConnection`], one type for the three backends, chosen by
+//! the URL, for apps that want one binary on all of them. Also: a pool that
+//! sets what concurrent syncs need ([`pool`]), and the migrations that
+//! create mobync's tables ([`migrations`]).
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = std::env::temp_dir().join(format!("mobync-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
 //! # let url = dir.join("doc.sqlite").display().to_string();
-//! use mobync::db::{self, DieselStore, Tables};
-//! let pool = db::pool(&url)?;
+//! use mobync::db::{self, DbConnection, DieselStore, Tables};
+//! let pool = db::pool::<DbConnection>(&url)?;
 //! let tables = Tables::default();
 //! db::migrations::run(&mut *pool.get()?, &tables).expect("mobync's tables");
-//! let store = DieselStore::new(pool, tables);
+//! let store = DieselStore::<DbConnection>::new(tables);
 //! # Ok(()) }
 //! ```
 
+mod conn;
 pub mod migrations;
 mod pool;
 pub mod schema;
 mod store;
 mod tables;
 
-pub use pool::{pool, pool_with, Manager, Pool};
+pub use conn::{Bind, DiffRow, KnownRow, LogConnection, NumberRow};
+pub use pool::{pool, pool_with, Manager, Pool, PoolSettings};
 pub use store::DieselStore;
 pub use tables::Tables;
 
-use crate::error::SyncError;
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::Connection;
 
 /// A connection to any of the enabled backends; generated code and the
@@ -106,22 +109,6 @@ impl Dialect {
     }
 }
 
-/// Runs `$body` with `$c` bound to the backend's own connection inside a
-/// [`DbConnection`]: the body is compiled once per enabled backend.
-macro_rules! with_inner {
-    ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            #[cfg(feature = "sqlite")]
-            $crate::db::DbConnection::Sqlite($c) => $body,
-            #[cfg(feature = "postgres")]
-            $crate::db::DbConnection::Pg($c) => $body,
-            #[cfg(feature = "mysql")]
-            $crate::db::DbConnection::Mysql($c) => $body,
-        }
-    };
-}
-pub(crate) use with_inner;
-
 impl DbConnection {
     /// Opens a connection, choosing the backend from the URL's scheme (see
     /// [`Dialect::of_url`]), so that a bad URL or password says so instead of
@@ -150,45 +137,6 @@ impl DbConnection {
 
     /// The dialect of this connection.
     pub fn dialect(&self) -> Dialect {
-        with_dialect(self)
-    }
-}
-
-fn with_dialect(conn: &DbConnection) -> Dialect {
-    match conn {
-        #[cfg(feature = "sqlite")]
-        DbConnection::Sqlite(_) => Dialect::Sqlite,
-        #[cfg(feature = "postgres")]
-        DbConnection::Pg(_) => Dialect::Postgres,
-        #[cfg(feature = "mysql")]
-        DbConnection::Mysql(_) => Dialect::Mysql,
-    }
-}
-
-/// Runs `f` in a write transaction: on SQLite `BEGIN IMMEDIATE` (so that
-/// two writers never deadlock on a lock upgrade), elsewhere a plain `BEGIN`.
-/// Committed on `Ok`, rolled back on `Err`.
-pub fn write_transaction<T>(
-    conn: &mut DbConnection,
-    f: impl FnOnce(&mut DbConnection) -> Result<T, SyncError>,
-) -> Result<T, SyncError> {
-    let begun = match conn {
-        #[cfg(feature = "sqlite")]
-        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
-        #[allow(unreachable_patterns)]
-        _ => <DbConnection as TransactionManager<DbConnection>>::begin_transaction(conn),
-    };
-    begun.map_err(SyncError::internal)?;
-    match f(conn) {
-        Ok(value) => {
-            <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn).map_err(SyncError::internal)?;
-            Ok(value)
-        }
-        Err(err) => {
-            if let Err(rollback) = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn) {
-                log::error!("mobync: rollback failed: {rollback}");
-            }
-            Err(err)
-        }
+        LogConnection::dialect(self)
     }
 }

@@ -1,61 +1,110 @@
-//! A connection pool that picks the backend from the URL.
+//! A connection pool of any [`LogConnection`] type, with the settings
+//! concurrent syncs need.
 
-use super::{DbConnection, Dialect};
-use diesel::connection::SimpleConnection;
-use diesel::r2d2::{self, R2D2Connection};
+use super::{Dialect, LogConnection};
+use diesel::r2d2;
+use std::marker::PhantomData;
+use std::time::Duration;
 
-/// An r2d2 pool of [`DbConnection`]s.
-pub type Pool = r2d2::Pool<Manager>;
+/// An r2d2 pool of connections of type `C`.
+pub type Pool<C = super::DbConnection> = r2d2::Pool<Manager<C>>;
 
-/// Opens [`DbConnection`]s for a pool. SQLite connections get the settings
-/// concurrent requests need: WAL, a 5 s busy timeout, `synchronous=NORMAL`
-/// and foreign keys.
-#[derive(Debug, Clone)]
-pub struct Manager {
-    url: String,
+/// How connections are opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections at once. Default 10.
+    pub max_size: u32,
+    /// SQLite's `synchronous`: `FULL` (the default) makes every answered
+    /// sync survive a power loss; `NORMAL` is faster, and a power loss (not
+    /// a crash of the process) may lose the last syncs answered before it.
+    pub sqlite_synchronous: String,
+    /// How long SQLite waits for another process's write lock. Default 5 s.
+    pub sqlite_busy_timeout: Duration,
 }
 
-impl Manager {
-    /// A manager for `url` (see [`Dialect::of_url`]).
-    pub fn new(url: impl Into<String>) -> Self {
-        Manager { url: url.into() }
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings { max_size: 10, sqlite_synchronous: "FULL".into(), sqlite_busy_timeout: Duration::from_secs(5) }
     }
 }
 
-impl r2d2::ManageConnection for Manager {
-    type Connection = DbConnection;
+/// Opens connections of type `C` for a pool. SQLite connections get WAL,
+/// a busy timeout, `synchronous` as configured (`FULL` by default) and
+/// foreign keys.
+pub struct Manager<C> {
+    url: String,
+    pragmas: String,
+    _conn: PhantomData<fn() -> C>,
+}
+
+impl<C> std::fmt::Debug for Manager<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager").field("url", &"…").field("pragmas", &self.pragmas).finish()
+    }
+}
+
+impl<C> Manager<C> {
+    /// A manager for `url`, with the default settings.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self::with_settings(url, &PoolSettings::default())
+    }
+
+    /// A manager for `url` with `settings`.
+    pub fn with_settings(url: impl Into<String>, settings: &PoolSettings) -> Self {
+        let sync = match settings.sqlite_synchronous.to_ascii_uppercase().as_str() {
+            level @ ("OFF" | "NORMAL" | "FULL" | "EXTRA") => level.to_owned(),
+            _ => "FULL".to_owned(),
+        };
+        let pragmas = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {}; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;",
+            settings.sqlite_busy_timeout.as_millis()
+        );
+        Manager { url: url.into(), pragmas, _conn: PhantomData }
+    }
+}
+
+impl<C: LogConnection> r2d2::ManageConnection for Manager<C> {
+    type Connection = C;
     type Error = r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        let mut conn = DbConnection::open(&self.url).map_err(r2d2::Error::ConnectionError)?;
+    fn connect(&self) -> Result<C, r2d2::Error> {
+        let mut conn = C::open(&self.url).map_err(r2d2::Error::ConnectionError)?;
         if conn.dialect() == Dialect::Sqlite {
-            conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )
-            .map_err(r2d2::Error::QueryError)?;
+            conn.batch(&self.pragmas).map_err(r2d2::Error::QueryError)?;
         }
         Ok(conn)
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.ping().map_err(r2d2::Error::QueryError)
+    fn is_valid(&self, conn: &mut C) -> Result<(), r2d2::Error> {
+        conn.batch("SELECT 1").map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        conn.is_broken()
+    fn has_broken(&self, conn: &mut C) -> bool {
+        // As Diesel's own manager: a connection given back by a panicking
+        // thread may be in the middle of a transaction.
+        std::thread::panicking() || conn.broken()
     }
 }
 
-/// A pool of up to 10 connections to `url`; fails if the first connection
-/// cannot be made.
-pub fn pool(url: &str) -> Result<Pool, r2d2::PoolError> {
-    pool_with(url, 10)
+/// A pool of up to 10 connections of type `C` to `url`; fails if the first
+/// connection cannot be made.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("mobync-pool-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let pool = mobync::db::pool::<diesel::SqliteConnection>(&dir.join("p.sqlite").display().to_string()).unwrap();
+/// # drop(pool);
+/// ```
+pub fn pool<C: LogConnection>(url: &str) -> Result<Pool<C>, r2d2::PoolError> {
+    pool_with(url, &PoolSettings::default())
 }
 
-/// A pool of up to `max_size` connections to `url`. Connections are not
-/// pinged at every checkout (a round trip per sync); a connection that broke
-/// fails one transaction and is then dropped by the pool.
-pub fn pool_with(url: &str, max_size: u32) -> Result<Pool, r2d2::PoolError> {
-    r2d2::Pool::builder().max_size(max_size).test_on_check_out(false).build(Manager::new(url))
+/// A pool of connections of type `C` to `url` with `settings`. Connections
+/// are not pinged at every checkout (a round trip per sync); a connection
+/// that broke fails one transaction and is then dropped by the pool.
+pub fn pool_with<C: LogConnection>(url: &str, settings: &PoolSettings) -> Result<Pool<C>, r2d2::PoolError> {
+    r2d2::Pool::builder()
+        .max_size(settings.max_size)
+        .test_on_check_out(false)
+        .build(Manager::with_settings(url, settings))
 }

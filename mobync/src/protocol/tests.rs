@@ -1,6 +1,7 @@
 use super::*;
 use crate::error::ErrorKind;
 use serde_json::json;
+use wire::{Cursor, Envelope};
 
 /// A request written the way the Dart client writes it: string `json_data`,
 /// placeholder owner.
@@ -26,16 +27,17 @@ fn wire_diff(overrides: serde_json::Value) -> serde_json::Value {
 }
 
 fn parse_diff(value: serde_json::Value) -> Result<Diff, SyncError> {
-    let wire: WireDiff = serde_json::from_value(value).map_err(|e| SyncError::malformed(e.to_string()))?;
-    wire.into_diff()
+    let diff = wire::decode_value(value)?;
+    diff.check()?;
+    Ok(diff)
 }
 
 #[test]
 fn dart_request_reads_with_string_json_data_and_ignored_owner() {
-    let req = WireRequest::from_slice(DART_REQUEST.as_bytes()).unwrap();
+    let req = Envelope::parse(DART_REQUEST.as_bytes()).unwrap();
     assert_eq!(req.auth_token.as_deref(), Some("token-1"));
-    assert_eq!(req.logical_clock, 3);
-    let diffs = req.checked_diffs().unwrap();
+    assert_eq!(req.cursor, Cursor::At(3));
+    let diffs: Vec<Diff> = req.diffs.iter().map(|raw| wire::decode_diff(raw).unwrap()).collect();
     assert_eq!(diffs.len(), 3);
     assert_eq!(diffs[0].op, OperationType::Create);
     assert_eq!(diffs[0].owner, "", "the client's owner is never taken");
@@ -95,30 +97,50 @@ fn missing_owner_on_input_is_fine() {
 }
 
 #[test]
-fn rejects_each_malformed_diff_shape_with_malformed_request() {
+fn rejects_each_malformed_diff_shape_with_malformed_request_naming_it() {
     let cases = [
         json!({"logical_clock": -1}),
         json!({"utc_timestamp": -5}),
         json!({"type": "upsert"}),
         json!({"type": "Create"}),
-        json!({"id": ""}),
-        json!({"model": ""}),
         json!({"json_data": 42}),
         json!({"json_data": null}),
         json!({"logical_clock": "3"}),
         json!({"logical_clock": 1.5}),
-        json!({"utc_timestamp": 18446744073709551616u128.to_string()}),
+        json!({"utc_timestamp": "5"}),
+        json!({"utc_timestamp": 18446744073709551616u128}),
         json!({"model": 7}),
-        json!({"id": null}),
+        json!({"model": null}),
+        json!({"type": null}),
     ];
     for case in cases {
         let err = parse_diff(wire_diff(case.clone())).unwrap_err();
         assert_eq!(err.kind, ErrorKind::MalformedRequest, "{case}: {err}");
+        assert_eq!(err.diff_id.as_deref(), Some("d1"), "{case}");
     }
 }
 
 #[test]
+fn a_diff_id_that_is_not_one_is_malformed() {
+    let long = "x".repeat(256);
+    for (case, named) in [
+        (json!({"id": null}), None),
+        (json!({"id": 5}), None),
+        (json!({"id": ""}), Some("")),
+        (json!({"id": long}), Some(long.as_str())),
+        (json!({"id": "a\u{0}b"}), Some("a\u{0}b")),
+    ] {
+        let err = parse_diff(wire_diff(case.clone())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::MalformedRequest, "{case}: {err}");
+        assert_eq!(err.diff_id.as_deref(), named, "{case}");
+    }
+    let longest = "x".repeat(255);
+    assert!(parse_diff(wire_diff(json!({"id": longest}))).is_ok());
+}
+
+#[test]
 fn rejects_inconsistent_json_data_with_invalid_diff_naming_the_diff() {
+    let long = json!({"id": "r".repeat(256)}).to_string();
     let cases = [
         json!({"json_data": "{not json"}),
         json!({"json_data": "[1,2]"}),
@@ -126,8 +148,12 @@ fn rejects_inconsistent_json_data_with_invalid_diff_naming_the_diff() {
         json!({"json_data": "{\"title\":\"no id\"}"}),
         json!({"json_data": "{\"id\":5}"}),
         json!({"json_data": "{\"id\":\"\"}"}),
+        json!({"json_data": "{\"id\":\"a\\u0000b\"}"}),
+        json!({"json_data": long}),
         json!({"type": "delete", "json_data": "{}"}),
+        json!({"type": "delete", "json_data": "{\"id\":\"r1\",\"title\":\"x\"}"}),
         json!({"type": "update", "json_data": "{\"done\":true}"}),
+        json!({"model": ""}),
     ];
     for case in cases {
         let err = parse_diff(wire_diff(case.clone())).unwrap_err();
@@ -137,31 +163,60 @@ fn rejects_inconsistent_json_data_with_invalid_diff_naming_the_diff() {
 }
 
 #[test]
-fn rejects_malformed_requests_with_malformed_request() {
-    let bodies: [&[u8]; 8] = [
+fn rejects_malformed_envelopes_with_malformed_request_without_diff_id() {
+    let bodies: [&[u8]; 11] = [
         b"",
         b"not json",
         b"[]",
         br#"{"auth_token":"t","diffs":[]}"#,
         br#"{"auth_token":"t","logical_clock":0}"#,
         br#"{"auth_token":"t","logical_clock":"0","diffs":[]}"#,
+        br#"{"auth_token":"t","logical_clock":1.5,"diffs":[]}"#,
+        br#"{"auth_token":"t","logical_clock":1e400,"diffs":[]}"#,
         br#"{"auth_token":7,"logical_clock":0,"diffs":[]}"#,
         br#"{"auth_token":"t","logical_clock":0,"diffs":{}}"#,
+        br#"{"auth_token":"t","logical_clock":0,"diffs":[{"id":]}"#,
     ];
     for body in bodies {
-        let err = WireRequest::from_slice(body).unwrap_err();
+        let err = Envelope::parse(body).unwrap_err();
         assert_eq!(err.kind, ErrorKind::MalformedRequest, "{}", String::from_utf8_lossy(body));
+        assert_eq!(err.diff_id, None);
     }
 }
 
 #[test]
 fn a_missing_token_is_not_a_shape_error() {
-    let req = WireRequest::from_slice(br#"{"logical_clock":0,"diffs":[]}"#).unwrap();
+    let req = Envelope::parse(br#"{"logical_clock":0,"diffs":[]}"#).unwrap();
     assert_eq!(req.auth_token, None);
 }
 
 #[test]
-fn a_negative_cursor_reads_so_that_it_can_be_answered_invalid_clock() {
-    let req = WireRequest::from_slice(br#"{"auth_token":"t","logical_clock":-1,"diffs":[]}"#).unwrap();
-    assert_eq!(req.logical_clock, -1);
+fn any_integer_cursor_reads_so_that_it_can_be_answered_invalid_clock() {
+    let cursor = |text: &str| Envelope::parse(format!(r#"{{"auth_token":"t","logical_clock":{text},"diffs":[]}}"#).as_bytes()).unwrap().cursor;
+    assert_eq!(cursor("-1"), Cursor::At(-1));
+    assert_eq!(cursor("9223372036854775807"), Cursor::At(i64::MAX));
+    assert_eq!(cursor("9223372036854775808"), Cursor::TooLarge);
+    assert_eq!(cursor("99999999999999999999999"), Cursor::TooLarge);
+    assert_eq!(cursor("-99999999999999999999999"), Cursor::TooSmall);
+    for bad in [Cursor::At(-1), Cursor::TooLarge, Cursor::TooSmall] {
+        assert_eq!(bad.value().unwrap_err().kind, ErrorKind::InvalidClock);
+    }
+}
+
+#[test]
+fn diffs_stay_raw_text_in_the_envelope() {
+    let body = br#"{"auth_token":"t","logical_clock":0,"diffs":[{"id":"d1","json_data":[0,0,0]}, 7]}"#;
+    let env = Envelope::parse(body).unwrap();
+    assert_eq!(env.diffs[0].get(), r#"{"id":"d1","json_data":[0,0,0]}"#);
+    assert_eq!(env.diffs[1].get(), "7");
+}
+
+#[test]
+fn numbers_in_json_data_keep_the_digits_sent() {
+    let data = r#"{"id":"r1","big":123456789012345678901234567890,"small":0.1,"exp":1e400,"neg":-0.0000000000000000001}"#;
+    let diff = parse_diff(wire_diff(json!({"json_data": data}))).unwrap();
+    let answer = serde_json::to_string(&diff).unwrap();
+    let back: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    // The digits are the client's; only an exponent gets its sign written.
+    assert_eq!(back["json_data"], data.replace("1e400", "1e+400"));
 }

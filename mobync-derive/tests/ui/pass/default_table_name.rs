@@ -12,7 +12,7 @@ pub struct TodoItem {
 }
 
 fn main() {
-    use mobync::Syncable as _;
+    use mobync::SyncModel as _;
     assert_eq!(TodoItem::MODEL, "todo_items");
     assert_eq!(TodoItem::FIELDS, ["id", "text"]);
 }

@@ -42,7 +42,7 @@ mod rules {
 }
 
 fn main() {
-    use mobync::Syncable as _;
+    use mobync::SyncModel as _;
     assert_eq!(Task::MODEL, "task");
     assert_eq!(Task::FIELDS, ["id", "title", "done", "note"]);
     let _ = mobync::Models::new().with::<Task>();

@@ -26,7 +26,7 @@ fn check_note(_owner: &str, note: &Note) -> Result<(), String> {
 }
 
 fn main() {
-    use mobync::Syncable as _;
+    use mobync::SyncModel as _;
     assert_eq!(Note::MODEL, "notes");
     assert_eq!(Note::FIELDS, ["id", "body", "type"]);
 }

@@ -1,0 +1,259 @@
+//! [`LogConnection`]: what mobync needs of a Diesel connection to keep its
+//! diff log on it, implemented for `SqliteConnection`, `PgConnection`,
+//! `MysqlConnection` (each behind its feature) and [`DbConnection`].
+//!
+//! The diff log's SQL is written once, as text with binds; each connection
+//! type runs it through Diesel's own boxed `sql_query` (the impls are one
+//! macro, expanded per type, so no generic Diesel bounds are needed).
+
+use super::{DbConnection, Dialect};
+use diesel::migration;
+use diesel::result::QueryResult;
+use diesel::sql_types::{BigInt, Integer, Text};
+use diesel::QueryableByName;
+
+/// A bind parameter of the diff log's SQL.
+#[derive(Debug, Clone, Copy)]
+pub enum Bind<'a> {
+    /// `TEXT` / `VARCHAR`.
+    Text(&'a str),
+    /// `BIGINT`.
+    BigInt(i64),
+    /// `INTEGER`.
+    Int(i32),
+}
+
+/// One row of the diff log.
+#[derive(Debug, QueryableByName)]
+pub struct DiffRow {
+    /// The diff id.
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    /// The owner's key.
+    #[diesel(sql_type = Text)]
+    pub owner: String,
+    /// The stamp.
+    #[diesel(sql_type = BigInt)]
+    pub logical_clock: i64,
+    /// The client's timestamp.
+    #[diesel(sql_type = BigInt)]
+    pub utc_timestamp: i64,
+    /// `create`, `update` or `delete`.
+    #[diesel(sql_type = Text)]
+    pub op: String,
+    /// The model.
+    #[diesel(sql_type = Text)]
+    pub model: String,
+    /// The JSON object, as text.
+    #[diesel(sql_type = Text)]
+    pub json_data: String,
+}
+
+/// A number (a clock value, a count).
+#[derive(Debug, QueryableByName)]
+pub struct NumberRow {
+    /// The number.
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+}
+
+/// A diff id and whether it is in the log (`s`) or among the dropped (`d`).
+#[derive(Debug, QueryableByName)]
+pub struct KnownRow {
+    /// The diff id.
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    /// `s` or `d`.
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+}
+
+/// A Diesel connection mobync can keep its diff log on, run migrations on,
+/// and open write transactions on. Not meant to be implemented outside
+/// mobync: every Diesel connection type it supports already is.
+pub trait LogConnection: Send + 'static {
+    /// The SQL dialect.
+    fn dialect(&self) -> Dialect;
+    /// Opens a connection to `url` (for SQLite a path, or `sqlite://path`).
+    fn open(url: &str) -> diesel::ConnectionResult<Self>
+    where
+        Self: Sized;
+    /// Runs SQL text without binds (several statements allowed).
+    fn batch(&mut self, sql: &str) -> QueryResult<()>;
+    /// Runs a statement; the number of rows it touched.
+    fn execute(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<usize>;
+    /// Loads diff log rows.
+    fn load_diffs(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<DiffRow>>;
+    /// Loads numbers (column `n`).
+    fn load_numbers(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<NumberRow>>;
+    /// Loads known ids (columns `id`, `kind`).
+    fn load_known(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<KnownRow>>;
+    /// Begins a transaction: a write transaction takes SQLite's write lock
+    /// at once (`BEGIN IMMEDIATE`), so that two writers never deadlock on a
+    /// lock upgrade; elsewhere a plain `BEGIN`.
+    fn begin(&mut self, write: bool) -> QueryResult<()>;
+    /// Commits the transaction.
+    fn commit(&mut self) -> QueryResult<()>;
+    /// Rolls the transaction back.
+    fn rollback(&mut self) -> QueryResult<()>;
+    /// Runs the pending migrations of `source`.
+    fn run_migrations(&mut self, source: super::migrations::MobyncMigrations) -> migration::Result<()>;
+    /// Whether the connection is known to be unusable.
+    fn broken(&mut self) -> bool;
+}
+
+/// Implements [`LogConnection`] for a concrete Diesel connection type.
+macro_rules! log_connection {
+    ($conn:ty, $dialect:expr, $backend:ty) => {
+        impl LogConnection for $conn {
+            fn dialect(&self) -> Dialect {
+                $dialect
+            }
+
+            fn open(url: &str) -> diesel::ConnectionResult<Self> {
+                let url = if $dialect == Dialect::Sqlite { url.strip_prefix("sqlite://").unwrap_or(url) } else { url };
+                <$conn as diesel::Connection>::establish(url)
+            }
+
+            fn batch(&mut self, sql: &str) -> QueryResult<()> {
+                diesel::connection::SimpleConnection::batch_execute(self, sql)
+            }
+
+            fn execute(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<usize> {
+                diesel::RunQueryDsl::execute(bound::<$backend>(sql, binds), self)
+            }
+
+            fn load_diffs(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<DiffRow>> {
+                diesel::RunQueryDsl::load(bound::<$backend>(sql, binds), self)
+            }
+
+            fn load_numbers(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<NumberRow>> {
+                diesel::RunQueryDsl::load(bound::<$backend>(sql, binds), self)
+            }
+
+            fn load_known(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<KnownRow>> {
+                diesel::RunQueryDsl::load(bound::<$backend>(sql, binds), self)
+            }
+
+            fn begin(&mut self, write: bool) -> QueryResult<()> {
+                use diesel::connection::{AnsiTransactionManager, TransactionManager};
+                if write && $dialect == Dialect::Sqlite {
+                    AnsiTransactionManager::begin_transaction_sql(self, "BEGIN IMMEDIATE")
+                } else {
+                    <$conn as diesel::Connection>::TransactionManager::begin_transaction(self)
+                }
+            }
+
+            fn commit(&mut self) -> QueryResult<()> {
+                use diesel::connection::TransactionManager;
+                <$conn as diesel::Connection>::TransactionManager::commit_transaction(self)
+            }
+
+            fn rollback(&mut self) -> QueryResult<()> {
+                use diesel::connection::TransactionManager;
+                <$conn as diesel::Connection>::TransactionManager::rollback_transaction(self)
+            }
+
+            fn run_migrations(&mut self, source: super::migrations::MobyncMigrations) -> migration::Result<()> {
+                use diesel_migrations::MigrationHarness;
+                self.run_pending_migrations(source).map(|_| ())
+            }
+
+            fn broken(&mut self) -> bool {
+                diesel::r2d2::R2D2Connection::is_broken(self)
+            }
+        }
+    };
+}
+
+/// `sql` with `binds`, as a boxed query of `DB`.
+fn bound<'a, DB>(sql: &str, binds: &[Bind<'a>]) -> diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>
+where
+    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<Text> + diesel::sql_types::HasSqlType<BigInt> + diesel::sql_types::HasSqlType<Integer>,
+    &'a str: diesel::serialize::ToSql<Text, DB>,
+    i64: diesel::serialize::ToSql<BigInt, DB>,
+    i32: diesel::serialize::ToSql<Integer, DB>,
+{
+    let mut query = diesel::sql_query(sql).into_boxed::<DB>();
+    for bind in binds {
+        query = match *bind {
+            Bind::Text(text) => query.bind::<Text, _>(text),
+            Bind::BigInt(n) => query.bind::<BigInt, _>(n),
+            Bind::Int(n) => query.bind::<Integer, _>(n),
+        };
+    }
+    query
+}
+
+#[cfg(feature = "sqlite")]
+log_connection!(diesel::SqliteConnection, Dialect::Sqlite, diesel::sqlite::Sqlite);
+#[cfg(feature = "postgres")]
+log_connection!(diesel::PgConnection, Dialect::Postgres, diesel::pg::Pg);
+#[cfg(feature = "mysql")]
+log_connection!(diesel::MysqlConnection, Dialect::Mysql, diesel::mysql::Mysql);
+
+/// Runs `$body` with `$c` bound to the backend's own connection inside a
+/// [`DbConnection`]: the body is compiled once per enabled backend.
+macro_rules! with_inner {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            #[cfg(feature = "sqlite")]
+            $crate::db::DbConnection::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::db::DbConnection::Pg($c) => $body,
+            #[cfg(feature = "mysql")]
+            $crate::db::DbConnection::Mysql($c) => $body,
+        }
+    };
+}
+
+
+impl LogConnection for DbConnection {
+    fn dialect(&self) -> Dialect {
+        with_inner!(self, c => c.dialect())
+    }
+
+    fn open(url: &str) -> diesel::ConnectionResult<Self> {
+        DbConnection::open(url)
+    }
+
+    fn batch(&mut self, sql: &str) -> QueryResult<()> {
+        with_inner!(self, c => c.batch(sql))
+    }
+
+    fn execute(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<usize> {
+        with_inner!(self, c => c.execute(sql, binds))
+    }
+
+    fn load_diffs(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<DiffRow>> {
+        with_inner!(self, c => c.load_diffs(sql, binds))
+    }
+
+    fn load_numbers(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<NumberRow>> {
+        with_inner!(self, c => c.load_numbers(sql, binds))
+    }
+
+    fn load_known(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<KnownRow>> {
+        with_inner!(self, c => c.load_known(sql, binds))
+    }
+
+    fn begin(&mut self, write: bool) -> QueryResult<()> {
+        with_inner!(self, c => c.begin(write))
+    }
+
+    fn commit(&mut self) -> QueryResult<()> {
+        with_inner!(self, c => c.commit())
+    }
+
+    fn rollback(&mut self) -> QueryResult<()> {
+        with_inner!(self, c => c.rollback())
+    }
+
+    fn run_migrations(&mut self, source: super::migrations::MobyncMigrations) -> migration::Result<()> {
+        with_inner!(self, c => c.run_migrations(source))
+    }
+
+    fn broken(&mut self) -> bool {
+        with_inner!(self, c => c.broken())
+    }
+}
