@@ -5,3 +5,4 @@
 pub mod dbs;
 pub mod http;
 pub mod models;
+pub mod spawn;

@@ -4,7 +4,7 @@
 //! (`ROCKET_DATABASES='{notes={url="postgres://…"}}'` points elsewhere).
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use rocket::fairing::AdHoc;
+use mobync::fairing::Announce;
 
 /// Makes sure the database at `url` exists: creates it through the
 /// server's `postgres` database if it does not. Says how to point the
@@ -37,12 +37,7 @@ async fn main() {
         );
         std::process::exit(1);
     }
-    let announce = AdHoc::on_liftoff("announce", |rocket| {
-        Box::pin(async move {
-            println!("notes: listening on http://{}:{}", rocket.config().address, rocket.config().port);
-        })
-    });
-    if let Err(err) = notes::rocket(figment).attach(announce).launch().await {
+    if let Err(err) = notes::rocket(figment).attach(Announce("notes")).launch().await {
         eprintln!("notes: {err}");
         std::process::exit(1);
     }

@@ -5,6 +5,6 @@
 #[rocket::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "todo.sqlite".into());
-    todo::rocket(&url)?.launch().await?;
+    todo::rocket(&url)?.attach(mobync::fairing::Announce("todo")).launch().await?;
     Ok(())
 }

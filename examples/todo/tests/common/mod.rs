@@ -1,23 +1,20 @@
-//! Starts the todo server as a user would (`todo` binary, env config) on a
-//! free port and a fresh database, and stops it on drop.
+//! Starts the todo server as a user would (`todo` binary, env config) on
+//! port 0 (it announces the port the OS chose) and a fresh database, and
+//! stops it on drop.
 
 use mobync::client::Rows;
 use mobync_tests::dbs::{self, Backend, TestDb};
-use mobync_tests::http::{self, HttpServer};
+use mobync_tests::http::HttpServer;
+use mobync_tests::spawn::Spawned;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct TodoServer {
     pub base: String,
     /// The database; shared by every server started with [`TodoServer::another`].
     pub db: Arc<TestDb>,
-    child: Child,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    process: Spawned,
 }
 
 impl TodoServer {
@@ -34,23 +31,17 @@ impl TodoServer {
     }
 
     fn spawn(db: Arc<TestDb>, env: &[(&str, &str)]) -> TodoServer {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_todo"))
-            .env("DATABASE_URL", &db.url)
-            .env("ROCKET_PORT", port.to_string())
-            .env("ROCKET_ADDRESS", "127.0.0.1")
-            .env("ROCKET_LOG_LEVEL", "critical")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the todo binary");
-        let server = TodoServer { base: format!("http://127.0.0.1:{port}"), db, child };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http::get(&format!("{}/health", server.base)).map(|a| a.status) != Some(200) {
-            assert!(Instant::now() < deadline, "the todo server did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
+        let mut vars: Vec<(&str, String)> = vec![("DATABASE_URL", db.url.clone())];
+        vars.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
+        let process = Spawned::start(env!("CARGO_BIN_EXE_todo"), &vars, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("the todo server: {e}"));
+        TodoServer { base: process.base.clone(), db, process }
+    }
+
+    /// The server's process.
+    #[allow(dead_code)] // not every test file needs it
+    pub fn process(&mut self) -> &mut Spawned {
+        &mut self.process
     }
 
     pub fn sync_url(&self) -> String {
@@ -75,9 +66,3 @@ impl TodoServer {
     }
 }
 
-impl Drop for TodoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
