@@ -111,16 +111,23 @@ fn admin(url: &str, sql: &str) -> Result<(), String> {
     conn.batch_execute(sql).map_err(|e| format!("{url}: {e}"))
 }
 
-/// A fresh database on `backend`, or `None` (after saying why) when its
-/// server does not answer outside CI.
+/// Whether this is a CI run: `CI` set to anything but empty, `false` or `0`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A fresh database on `backend`, or `None` when its server does not answer
+/// outside CI. A skip is written straight to the terminal (libtest's capture
+/// would hide it in a passing run); under CI it fails the test instead.
 pub fn fresh(backend: Backend) -> Option<TestDb> {
     match TestDb::create(backend, &admin_url(backend), unique_name()) {
         Ok(db) => Some(db),
-        Err(err) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{backend:?} is required under CI=true but is not reachable: {err}")
-        }
+        Err(err) if in_ci() => panic!("{backend:?} is required under CI but is not reachable: {err}"),
         Err(err) => {
-            eprintln!("skipping the {backend:?} part of this test: {err}");
+            use std::io::Write;
+            let thread = std::thread::current();
+            let test = thread.name().unwrap_or("a test");
+            let _ = writeln!(std::io::stderr().lock(), "SKIPPED the {backend:?} part of {test}: {err}");
             None
         }
     }
@@ -151,6 +158,37 @@ impl Drop for TestDb {
 /// Opens a connection to `db`.
 pub fn connect(db: &TestDb) -> mobync::db::DbConnection {
     mobync::db::DbConnection::open(&db.url).unwrap_or_else(|e| panic!("{}: {e}", db.url))
+}
+
+/// Waits up to `wait` until a session of `db`'s server waits for a row or
+/// table lock (PostgreSQL: `pg_stat_activity`; MySQL/MariaDB: InnoDB's
+/// transactions in `LOCK WAIT`); true if one does. How a test knows that a
+/// request it started has reached a lock, without sleeping and hoping.
+pub fn wait_for_lock_waiter(db: &TestDb, wait: std::time::Duration) -> bool {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = match db.backend() {
+        Backend::Postgres => format!(
+            "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+            db.name()
+        ),
+        Backend::Mysql => "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'".into(),
+        Backend::Sqlite => return false,
+    };
+    let mut conn = connect(db);
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline {
+        let waiting: Vec<Count> = diesel::sql_query(&sql).load(&mut conn).unwrap_or_default();
+        if waiting.first().is_some_and(|c| c.n > 0) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ pub struct Answer {
     pub status: u16,
     /// The body, as text.
     pub body: String,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
 }
 
 impl Answer {
@@ -27,11 +29,17 @@ fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build()
 }
 
+impl From<ureq::Response> for Answer {
+    fn from(resp: ureq::Response) -> Self {
+        let retry_after = resp.header("Retry-After").map(str::to_owned);
+        Answer { status: resp.status(), retry_after, body: resp.into_string().unwrap_or_default() }
+    }
+}
+
 /// POSTs `body` to `url` and returns whatever came back.
 pub fn post(url: &str, content_type: &str, body: &[u8]) -> Answer {
     match agent().post(url).set("Content-Type", content_type).send_bytes(body) {
-        Ok(resp) => Answer { status: resp.status(), body: resp.into_string().unwrap_or_default() },
-        Err(ureq::Error::Status(status, resp)) => Answer { status, body: resp.into_string().unwrap_or_default() },
+        Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp.into(),
         Err(err) => panic!("POST {url}: {err}"),
     }
 }
@@ -39,8 +47,7 @@ pub fn post(url: &str, content_type: &str, body: &[u8]) -> Answer {
 /// GETs `url`; `None` if nothing answers.
 pub fn get(url: &str) -> Option<Answer> {
     match agent().get(url).call() {
-        Ok(resp) => Some(Answer { status: resp.status(), body: resp.into_string().unwrap_or_default() }),
-        Err(ureq::Error::Status(status, resp)) => Some(Answer { status, body: resp.into_string().unwrap_or_default() }),
+        Ok(resp) | Err(ureq::Error::Status(_, resp)) => Some(resp.into()),
         Err(_) => None,
     }
 }
@@ -56,17 +63,8 @@ pub fn signup(base: &str, name: &str) -> (String, String) {
 /// Turns an error answer back into the [`SyncError`] it carries.
 pub fn error_of(answer: &Answer) -> SyncError {
     let json = answer.json();
-    let kinds = [
-        ErrorKind::MalformedRequest,
-        ErrorKind::Unauthenticated,
-        ErrorKind::Forbidden,
-        ErrorKind::InvalidClock,
-        ErrorKind::PayloadTooLarge,
-        ErrorKind::InvalidDiff,
-        ErrorKind::Internal,
-    ];
     let code = json["error"].as_str().unwrap_or_default();
-    let kind = kinds.into_iter().find(|k| k.code() == code).unwrap_or_else(|| panic!("unknown error code: {}", answer.body));
+    let kind = ErrorKind::of_code(code).unwrap_or_else(|| panic!("unknown error code: {}", answer.body));
     assert_eq!(kind.status(), answer.status, "status and code disagree: {}", answer.body);
     assert_eq!(json["success"], false);
     let mut err = SyncError::new(kind, json["message"].as_str().unwrap_or_default());

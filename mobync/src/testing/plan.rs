@@ -104,12 +104,13 @@ impl Run<'_> {
         &self.tokens[device % self.owners]
     }
 
-    /// A row id unique to this run and owner.
-    fn new_id(&mut self, device: usize, what: &str) -> String {
+    /// A row id unique to this run and owner, shaped as a UUID (so that
+    /// models with UUID ids take part): the owner's token hashed, the
+    /// device, a counter.
+    fn new_id(&mut self, device: usize) -> String {
         self.made += 1;
-        let token = self.token(device);
-        let prefix: String = token.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
-        format!("{prefix}:{what}{}-{device}", self.made)
+        let hash = self.token(device).bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        format!("{:08x}-{:04x}-4{:03x}-8000-{:012x}", hash >> 32, (hash >> 16) & 0xffff, device, self.made)
     }
 
     fn tick(&mut self, ms: i64) -> i64 {
@@ -130,7 +131,7 @@ impl Run<'_> {
     }
 
     fn create(&mut self, device: usize, model: usize) {
-        let id = self.new_id(device, "row");
+        let id = self.new_id(device);
         let ts = self.tick((self.made % 2) as i64);
         let fields = if model == 0 {
             json!({"title": format!("t{}", self.made), "done": false})
@@ -164,7 +165,7 @@ impl Run<'_> {
         let ts = self.tick(1);
         let (diff, kind) = match what {
             Refusal::BlankCreate => {
-                let id = self.new_id(device, "blank");
+                let id = self.new_id(device);
                 (self.devices[device].create("task", &id, json!({"title": "  ", "done": false}), ts), ErrorKind::Forbidden)
             }
             Refusal::BlankUpdate => {
@@ -173,7 +174,7 @@ impl Run<'_> {
                 (self.devices[device].update("task", &id, json!({"title": ""}), ts), ErrorKind::Forbidden)
             }
             Refusal::UnknownRow => {
-                let id = self.new_id(device, "ghost");
+                let id = self.new_id(device);
                 (self.devices[device].update("task", &id, json!({"done": true}), ts), ErrorKind::InvalidDiff)
             }
             Refusal::TakenId => {
