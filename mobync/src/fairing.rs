@@ -143,6 +143,8 @@ struct Live<C: LogConnection, O> {
 struct Shared<C: LogConnection, O> {
     parts: Mutex<Option<Parts<C, O>>>,
     live: OnceLock<Arc<Live<C, O>>>,
+    /// Whether the fairing mounts the route (else the app does).
+    mount: bool,
 }
 
 /// The fairing, and the sync route's handler: syncs the app's [`Models`] on
@@ -161,7 +163,33 @@ impl<C: LogConnection, O> Clone for SyncFairing<C, O> {
 impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
     fn with_source(models: Models<C, O>, auth: impl Authenticator<C, O>, source: Source<C>) -> Self {
         let parts = Parts { models, auth: Box::new(auth), source };
-        SyncFairing { shared: Arc::new(Shared { parts: Mutex::new(Some(parts)), live: OnceLock::new() }) }
+        SyncFairing { shared: Arc::new(Shared { parts: Mutex::new(Some(parts)), live: OnceLock::new(), mount: true }) }
+    }
+
+    /// Leaves the route to the app: it calls [`SyncFairing::respond`] from a
+    /// route of its own, behind its own guards (the fairing is managed
+    /// state, `&State<SyncFairing<C, O>>`):
+    ///
+    /// ```no_run
+    /// # use mobync::{db::DbConnection, fairing::ApiError, SyncFairing, SyncResponse};
+    /// # use rocket::{data::Data, serde::json::Json, State};
+    /// # struct ApiKey;
+    /// # #[rocket::async_trait]
+    /// # impl<'r> rocket::request::FromRequest<'r> for ApiKey {
+    /// #     type Error = ();
+    /// #     async fn from_request(_: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> { rocket::request::Outcome::Success(ApiKey) }
+    /// # }
+    /// #[rocket::post("/sync", data = "<data>")]
+    /// async fn sync(_key: ApiKey, sync: &State<SyncFairing<DbConnection, String>>, data: Data<'_>)
+    ///     -> Result<Json<SyncResponse>, ApiError> {
+    ///     sync.respond(data).await
+    /// }
+    /// ```
+    pub fn without_route(mut self) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.mount = false;
+        }
+        self
     }
 
     /// A fairing over mobync's own `pool`, syncing `models`, authenticating
@@ -187,7 +215,8 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
         Self::with_source(models, auth, Source::Found(find))
     }
 
-    async fn respond(&self, data: Data<'_>) -> Result<Json<SyncResponse>, ApiError> {
+    /// Answers one sync request whose body is `data`: what the route does.
+    pub async fn respond(&self, data: Data<'_>) -> Result<Json<SyncResponse>, ApiError> {
         let live = self.shared.live.get().cloned().ok_or_else(|| SyncError::internal("the sync fairing is not ignited"))?;
         let deadline = seconds(live.config.read_timeout, "read_timeout").map_err(SyncError::internal)?;
         let body = read_body(data, live.config.body_limit, deadline).await?;
@@ -267,9 +296,14 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
         self.shared.live.set(live).map_err(|_| "the sync fairing was ignited twice".to_string())
     }
 
-    /// Mounts the route at the configured path, unless the app mounted it,
+    /// Manages the fairing (for the app's own routes), mounts the route at
+    /// the configured path unless the app mounted it or takes care of it,
     /// and the JSON catchers where it is.
     fn mount(&self, rocket: Rocket<Build>) -> Rocket<Build> {
+        let rocket = rocket.manage(self.clone());
+        if !self.shared.mount {
+            return rocket;
+        }
         let mounted: Vec<String> = rocket
             .routes()
             .filter(|route| route.name.as_deref() == Some(ROUTE_NAME))
