@@ -105,3 +105,24 @@ impl<F: FnMut(&str) -> Rows, G: FnMut() -> String> Server for HttpServer<F, G> {
         (self.state)()
     }
 }
+
+/// Sends a whole sync request to `url` on a raw connection, waits for the
+/// first byte of the answer (the server has committed by then) and closes
+/// the connection without reading the rest: a phone that lost its network
+/// at the worst moment. Returns whether an answer had begun.
+pub fn lose_answer(url: &str, body: &[u8]) -> bool {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (addr, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return false };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body)).is_err() {
+        return false;
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let mut first = [0u8; 1];
+    matches!(stream.read(&mut first), Ok(1))
+}

@@ -189,38 +189,81 @@ fn concurrent_syncs_of_one_owner_never_share_a_clock_and_lose_nothing() {
     });
 }
 
+/// Every connection of the engine gives up on a lock after 3 s, so that a
+/// lock the engine should not take fails the test instead of hanging it.
+#[derive(Debug)]
+struct LockTimeout;
+
+impl diesel::r2d2::CustomizeConnection<DbConnection, diesel::r2d2::Error> for LockTimeout {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::connection::SimpleConnection;
+        let sql = match conn.dialect() {
+            mobync::db::Dialect::Postgres => "SET lock_timeout = '3s'",
+            mobync::db::Dialect::Mysql => "SET SESSION innodb_lock_wait_timeout = 3",
+            mobync::db::Dialect::Sqlite => return Ok(()),
+        };
+        conn.batch_execute(sql).map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
 #[test]
-fn a_locked_owner_does_not_block_another_owner_on_server_backends() {
+fn a_locked_owner_waits_for_its_clock_and_does_not_block_another_owner() {
     use diesel::connection::SimpleConnection;
     use std::time::{Duration, Instant};
     each_backend(|db| {
         if db.backend() == Backend::Sqlite {
             return; // SQLite has one writer at a time by design
         }
-        let engine = Arc::new(engine(db));
+        let mut engine = engine(db);
+        engine.pool = diesel::r2d2::Pool::builder()
+            .max_size(4)
+            .connection_customizer(Box::new(LockTimeout))
+            .build(mobync::db::Manager::new(db.url.clone()))
+            .expect("a pool with a lock timeout");
+        let engine = Arc::new(engine);
         for owner in ["alice", "bob"] {
             engine.apply(0, vec![task(&format!("{owner}-0"), &format!("{owner}-r0"), "x")], owner).expect("first sync");
         }
-        // Another process holds alice's clock row.
+        // Another process syncs alice: it holds her clock row, stamps a diff
+        // with her clock (1) and moves it to 2, not yet committed.
         let mut holder = dbs::connect(db);
-        holder.batch_execute("BEGIN").expect("begin");
-        holder.batch_execute("SELECT logical_clock FROM diffs_clocks WHERE owner = 'alice' FOR UPDATE").expect("lock");
+        let clock = db.dialect().quote("utc_timestamp");
+        holder
+            .batch_execute(&format!(
+                "BEGIN; SELECT logical_clock FROM diffs_clocks WHERE owner = 'alice' FOR UPDATE; \
+                 INSERT INTO diffs (id, owner, logical_clock, {clock}, {ty}, model, json_data, seq) \
+                 VALUES ('other', 'alice', 1, 5, 'create', 'task', '{{\"id\":\"alice-other\",\"title\":\"o\",\"done\":false}}', 0); \
+                 INSERT INTO tasks (id, owner, title, done) VALUES ('alice-other', 'alice', 'o', false); \
+                 UPDATE diffs_clocks SET logical_clock = 2 WHERE owner = 'alice';",
+                ty = db.dialect().quote("type"),
+            ))
+            .expect("hold alice's clock");
 
+        // Bob is not held up (a lock of bob's clock, or of a whole table,
+        // would fail here after the lock timeout rather than hang).
         let started = Instant::now();
         engine.apply(1, vec![task("bob-1", "bob-r1", "y")], "bob").expect("bob syncs");
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}: bob waited for alice's lock", db.backend());
 
+        // Alice's own sync waits for the holder (seen on the server, not
+        // guessed with a sleep), then stamps after it.
         let waiting = {
             let engine = engine.clone();
-            std::thread::spawn(move || {
-                let started = Instant::now();
-                engine.apply(1, vec![task("alice-1", "alice-r1", "z")], "alice").expect("alice syncs");
-                started.elapsed()
-            })
+            std::thread::spawn(move || engine.apply(1, vec![task("alice-1", "alice-r1", "z")], "alice"))
         };
-        std::thread::sleep(Duration::from_millis(500));
+        if !dbs::wait_for_lock_waiter(db, Duration::from_secs(10)) {
+            panic!("{:?}: alice's sync never waited for her clock: {:?}", db.backend(), waiting.join());
+        }
         holder.batch_execute("COMMIT").expect("release");
-        let waited = waiting.join().expect("alice's thread");
-        assert!(waited >= Duration::from_millis(400), "{:?}: alice's sync did not wait for her lock", db.backend());
+        let answer = waiting.join().expect("alice's thread").expect("alice syncs");
+        assert_eq!(answer.logical_clock, 3, "{:?}: alice's sync was stamped 2, after the holder's 1", db.backend());
+        assert_eq!(answer.diffs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["other"]);
+        let mut conn = engine.pool.get().expect("connection");
+        let log = {
+            use mobync::Store;
+            engine.engine.store().diffs_between(&mut conn, "alice", 0, i64::MAX).expect("log")
+        };
+        let stamps: Vec<(&str, i64)> = log.iter().map(|d| (d.id.as_str(), d.logical_clock)).collect();
+        assert_eq!(stamps, [("alice-0", 0), ("other", 1), ("alice-1", 2)], "{:?}", db.backend());
     });
 }
