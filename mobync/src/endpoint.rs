@@ -4,6 +4,7 @@
 //! any other transport call [`Envelope::parse`] and [`Endpoint::sync`].
 //!
 //! ```
+//! # #[cfg(feature = "sqlite")] {
 //! use mobync::db::{self, DbConnection, Tables};
 //! use mobync::endpoint::{AuthError, Endpoint, Envelope};
 //! # fn models() -> mobync::Models { mobync::Models::new() }
@@ -22,6 +23,7 @@
 //! assert_eq!(answer.logical_clock, 0);
 //! let wrong = br#"{"auth_token":"guess","logical_clock":0,"diffs":[]}"#;
 //! assert_eq!(endpoint.sync(&mut conn, Envelope::parse(wrong).unwrap()).unwrap_err().kind.status(), 401);
+//! # }
 //! ```
 
 use crate::db::{DieselStore, LogConnection, Tables};

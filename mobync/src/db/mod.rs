@@ -7,6 +7,8 @@
 //! create mobync's tables ([`migrations`]).
 //!
 //! ```
+//! # #[cfg(not(feature = "sqlite"))] fn main() {}
+//! # #[cfg(feature = "sqlite")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = std::env::temp_dir().join(format!("mobync-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;

@@ -90,10 +90,12 @@ impl<C: LogConnection> r2d2::ManageConnection for Manager<C> {
 /// connection cannot be made.
 ///
 /// ```
+/// # #[cfg(feature = "sqlite")] {
 /// # let dir = std::env::temp_dir().join(format!("mobync-pool-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir).unwrap();
 /// let pool = mobync::db::pool::<diesel::SqliteConnection>(&dir.join("p.sqlite").display().to_string()).unwrap();
 /// # drop(pool);
+/// # }
 /// ```
 pub fn pool<C: LogConnection>(url: &str) -> Result<Pool<C>, r2d2::PoolError> {
     pool_with(url, &PoolSettings::default())
