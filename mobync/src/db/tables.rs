@@ -8,6 +8,7 @@
 /// let tables = mobync::db::Tables::new("sync_log").unwrap();
 /// assert_eq!(tables.clocks(), "sync_log_clocks");
 /// assert!(mobync::db::Tables::new("x; DROP TABLE users").is_err());
+/// assert!(mobync::db::Tables::new("SyncLog").is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tables {
@@ -23,16 +24,18 @@ impl Default for Tables {
 }
 
 impl Tables {
-    /// Tables named after `diffs`, which must be a plain SQL identifier
-    /// (ASCII letters, digits and `_`, not starting with a digit, at most 48
-    /// characters): it goes into SQL text.
+    /// Tables named after `diffs`, which must be a plain SQL identifier:
+    /// lowercase ASCII letters, digits and `_`, not starting with a digit,
+    /// at most 48 characters. It goes into SQL text, quoted; lowercase keeps
+    /// the quoted and unquoted names one table on PostgreSQL (which folds
+    /// unquoted names to lowercase) and on case-sensitive MySQL file systems.
     pub fn new(diffs: &str) -> Result<Self, String> {
         let plain = !diffs.is_empty()
             && diffs.len() <= 48
-            && diffs.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && diffs.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             && !diffs.starts_with(|c: char| c.is_ascii_digit());
         if !plain {
-            return Err(format!("{diffs:?} is not a plain table name (letters, digits, `_`)"));
+            return Err(format!("{diffs:?} is not a plain table name (lowercase letters, digits, `_`)"));
         }
         Ok(Tables { diffs: diffs.to_owned(), clocks: format!("{diffs}_clocks"), dropped: format!("{diffs}_dropped") })
     }
