@@ -18,7 +18,8 @@
 # Servers: todo-sqlite; todo-postgres (DATABASE_URL as PG_ADMIN gives it: with
 # a plain postgres:// URL libpq negotiates TLS, also on 127.0.0.1, when the
 # server has ssl=on); todo-postgres-nossl (the same with ?sslmode=disable);
-# python-sqlite (benches/python/run.sh).
+# python-sqlite (benches/python/run.sh); todo-pgconn and todo-pgconn-nossl
+# (the same models on a concrete PgConnection: target/release/todo_pg).
 #
 # Environment (defaults): REPEATS=3 ROUNDS=30 DURATION=30 SUSTAINED=20
 # OWNERS=16 DEVICES=64 CHANGES=10 UPDATE_RATIO=0.5 SERVERS="todo-sqlite
@@ -102,14 +103,15 @@ start_server() {
                 ROCKET_LOG_LEVEL=critical ROCKET_CLI_COLORS=false "$bin/todo" >/dev/null 2>>"$OUT/$name.stderr" &
             server_pid=$!
             ;;
-        todo-postgres | todo-postgres-nossl)
+        todo-postgres | todo-postgres-nossl | todo-pgconn | todo-pgconn-nossl)
             db_name="bench_load_$$_$RANDOM"
             psql "$PG_ADMIN" -qc "CREATE DATABASE $db_name" >/dev/null
-            local admin="${PG_ADMIN%%\?*}" query=""
+            local admin="${PG_ADMIN%%\?*}" query="" program="$bin/todo"
             [ "$admin" != "$PG_ADMIN" ] && query="?${PG_ADMIN#*\?}"
-            [ "$name" = todo-postgres-nossl ] && query="?sslmode=disable"
+            case "$name" in *-nossl) query="?sslmode=disable" ;; esac
+            case "$name" in todo-pgconn*) program="$bin/todo_pg" ;; esac
             DATABASE_URL="${admin%/*}/$db_name$query" ROCKET_PORT="$port" ROCKET_ADDRESS=127.0.0.1 \
-                ROCKET_LOG_LEVEL=critical ROCKET_CLI_COLORS=false "$bin/todo" >/dev/null 2>>"$OUT/$name.stderr" &
+                ROCKET_LOG_LEVEL=critical ROCKET_CLI_COLORS=false "$program" >/dev/null 2>>"$OUT/$name.stderr" &
             server_pid=$!
             ;;
         python-sqlite)

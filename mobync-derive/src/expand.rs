@@ -414,7 +414,7 @@ impl<'s, 'a> Model<'s, 'a> {
                         #private::diesel::update(#filter_owned)
                             .set(&patch)
                             .execute(conn)
-                            .map_err(#private::db)?
+                            .map_err(|err| #private::update_failed(#model, err))?
                     };
                     if found == 0 {
                         return ::core::result::Result::Err(#private::no_row(#model, diff.row_id()));

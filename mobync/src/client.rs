@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use mobync::client::Device;
-//! use mobync::memory::{MemoryConn, MemoryModels, MemoryStore};
+//! use mobync::memory::{MemoryModels, MemoryStore};
 //! use mobync::Mobync;
 //! use serde_json::json;
 //!
@@ -13,7 +13,7 @@
 //! let mut phone = Device::new("phone");
 //! phone.create("task", "r1", json!({"title": "milk"}), 1_000);
 //! let req = phone.request("token");
-//! let answer = engine.apply(&mut MemoryConn::default(), req.logical_clock, req.diffs, &"alice".to_string()).unwrap();
+//! let answer = engine.apply(&mut engine.store().conn(), req.logical_clock, req.diffs, &"alice".to_string()).unwrap();
 //! assert!(phone.receive(&answer));
 //! assert_eq!(phone.cursor(), 1);
 //! assert!(phone.pending().is_empty());

@@ -119,6 +119,20 @@ pub fn insert_failed(model: &str, id_column: &str, id: &str, err: diesel::result
     }
 }
 
+/// The error of an update's UPDATE: a value another row has in a unique
+/// column is `invalid_diff` naming the column; anything else is a database
+/// error (`internal` or `unavailable`).
+pub fn update_failed(model: &str, err: diesel::result::Error) -> SyncError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match err {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            let column = unique_column(&*info).unwrap_or_else(|| "id".to_owned());
+            SyncError::invalid_diff(format!("{model}: another row already has this `{column}` (it must be unique)"))
+        }
+        other => db(other),
+    }
+}
+
 /// The column (or index) a unique violation names, without any value.
 fn unique_column(info: &dyn diesel::result::DatabaseErrorInformation) -> Option<String> {
     let message = info.message();

@@ -105,14 +105,14 @@ pub const DEFAULT_MAX_DIFFS: usize = 5_000;
 /// The sync engine: one [`apply`](Mobync::apply) per `/sync` request.
 ///
 /// ```
-/// use mobync::memory::{MemoryConn, MemoryModels, MemoryStore};
+/// use mobync::memory::{MemoryModels, MemoryStore};
 /// use mobync::protocol::{Diff, OperationType::Create};
 /// use mobync::Mobync;
 /// use serde_json::json;
 ///
 /// let engine = Mobync::new(MemoryStore::new(), MemoryModels::new().model("task", ["title"]));
 /// let create = Diff::new("d1", Create, "task", json!({"id": "r1", "title": "milk"})).at(0, 1);
-/// let mut conn = MemoryConn::default();
+/// let mut conn = engine.store().conn();
 /// let answer = engine.apply(&mut conn, 0, vec![create], &"alice".to_string()).unwrap();
 /// assert_eq!(answer.logical_clock, 1);
 /// assert!(answer.diffs.is_empty()); // a device never gets its own diffs back
@@ -129,6 +129,9 @@ struct Reading {
     clock: i64,
     merge: Merge,
     dropped: Vec<String>,
+    /// An update naming no field, of a row this owner lacks (its position
+    /// in the request): the merge drops such an update, but it is a fault.
+    rowless: Option<(usize, SyncError)>,
 }
 
 impl<St, Sy> Mobync<St, Sy>
@@ -227,8 +230,10 @@ where
         if let Some(err) = undecoded {
             return Err(self.earliest_fault(conn, cursor, &diffs, owner, err));
         }
-        let key = owner.key();
-        let reading = self.read(conn, &key, cursor, clock, &diffs)?;
+        let mut reading = self.read(conn, owner, cursor, clock, &diffs)?;
+        if let Some((at, err)) = reading.rowless.take() {
+            return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
+        }
         if reading.merge.apply.is_empty() && reading.dropped.is_empty() {
             return Ok(SyncResponse::ok(reading.clock, reading.merge.send));
         }
@@ -265,11 +270,15 @@ where
 
     /// The read part: the stored diffs since the cursor (up to the clock read
     /// before them, so that both agree), the request's known ids, the merge.
-    fn read(&self, conn: &mut St::Conn, owner: &str, cursor: i64, clock: i64, diffs: &[Diff]) -> Result<Reading, SyncError> {
+    fn read(&self, conn: &mut St::Conn, owner: &Sy::Owner, cursor: i64, clock: i64, diffs: &[Diff]) -> Result<Reading, SyncError> {
+        let key = owner.key();
         let ids: Vec<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
-        let known = self.store.known_ids(conn, owner, &ids)?;
-        let server = self.store.diffs_between(conn, owner, cursor, clock)?;
-        Ok(self.merge(clock, known, server, diffs))
+        let known = self.store.known_ids(conn, &key, &ids)?;
+        let server = self.store.diffs_between(conn, &key, cursor, clock)?;
+        let rowless = self.rowless_empty_update(conn, owner, diffs, &known, &server)?;
+        let mut reading = self.merge(clock, known, server, diffs);
+        reading.rowless = rowless;
+        Ok(reading)
     }
 
     /// Merges the stored diffs with the request's, leaving out what an
@@ -297,7 +306,7 @@ where
         let kept: HashSet<&str> = merge.apply.iter().map(|d| d.id.as_str()).collect();
         let dropped =
             diffs.iter().map(|d| d.id.as_str()).filter(|id| !kept.contains(id) && !known.contains(id)).map(str::to_owned).collect();
-        Reading { clock, merge, dropped }
+        Reading { clock, merge, dropped, rowless: None }
     }
 
     /// The write part, in the write transaction: lock the clock; if another
@@ -314,9 +323,12 @@ where
         let key = owner.key();
         let clock = self.store.lock_clock(conn, &key)?;
         if clock != reading.clock {
-            reading = self.read(conn, &key, cursor, clock, diffs)?;
+            reading = self.read(conn, owner, cursor, clock, diffs)?;
         }
-        let Reading { clock, merge: Merge { mut apply, send }, dropped } = reading;
+        let Reading { clock, merge: Merge { mut apply, send }, dropped, rowless } = reading;
+        if let Some((_, err)) = rowless {
+            return Err(err);
+        }
         for diff in &mut apply {
             diff.owner = key.clone().into_owned();
             diff.logical_clock = clock;

@@ -3,14 +3,14 @@
 //! a database; nothing survives the process.
 //!
 //! ```
-//! use mobync::memory::{MemoryConn, MemoryModels, MemoryStore};
+//! use mobync::memory::{MemoryModels, MemoryStore};
 //! use mobync::protocol::{Diff, OperationType::*};
 //! use mobync::Mobync;
 //! use serde_json::json;
 //!
 //! let engine = Mobync::new(MemoryStore::new(), MemoryModels::new().model("task", ["title"]));
 //! let create = Diff::new("d1", Create, "task", json!({"id": "r1", "title": "milk"})).at(0, 1);
-//! engine.apply(&mut MemoryConn::default(), 0, vec![create], &"alice".to_string()).unwrap();
+//! engine.apply(&mut engine.store().conn(), 0, vec![create], &"alice".to_string()).unwrap();
 //! let rows = engine.store().rows("alice");
 //! assert_eq!(rows[&("task".to_string(), "r1".to_string())]["title"], "milk");
 //! ```
@@ -19,7 +19,7 @@ use crate::engine::{KnownIds, Store, Synchronizer};
 use crate::error::SyncError;
 use crate::protocol::{Diff, JsonObject, OperationType};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A row of the memory database.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,14 +56,30 @@ pub struct MemoryDb {
 /// replaces the state only when it succeeds.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    db: Mutex<MemoryDb>,
+    db: Arc<Mutex<MemoryDb>>,
 }
 
-/// A "connection" to a [`MemoryStore`]: outside a write transaction it
-/// reads the shared state; inside one it holds the transaction's copy.
-#[derive(Debug, Default)]
+/// A "connection" to a [`MemoryStore`] ([`MemoryStore::conn`]): outside a
+/// write transaction it reads the shared state; inside one it holds the
+/// transaction's copy.
+#[derive(Debug)]
 pub struct MemoryConn {
+    db: Arc<Mutex<MemoryDb>>,
     work: Option<MemoryDb>,
+}
+
+impl MemoryConn {
+    /// Runs `f` on the state this connection sees: its transaction's copy,
+    /// or the shared state.
+    fn with<T>(&mut self, f: impl FnOnce(&mut MemoryDb) -> T) -> Result<T, SyncError> {
+        match &mut self.work {
+            Some(work) => Ok(f(work)),
+            None => {
+                let mut db = self.db.lock().map_err(|_| SyncError::internal("memory store mutex poisoned"))?;
+                Ok(f(&mut db))
+            }
+        }
+    }
 }
 
 impl MemoryStore {
@@ -81,13 +97,9 @@ impl MemoryStore {
         self.db.lock().map(|db| db.clone()).unwrap_or_default()
     }
 
-    /// Runs `f` on the state `conn` sees: its transaction's copy, or the
-    /// shared state.
-    fn with<T>(&self, conn: &mut MemoryConn, f: impl FnOnce(&mut MemoryDb) -> T) -> Result<T, SyncError> {
-        match &mut conn.work {
-            Some(work) => Ok(f(work)),
-            None => Ok(f(&mut *self.lock()?)),
-        }
+    /// A connection to this store.
+    pub fn conn(&self) -> MemoryConn {
+        MemoryConn { db: self.db.clone(), work: None }
     }
 
     /// `owner`'s rows by (model, row id), as the client sees them.
@@ -112,15 +124,15 @@ impl Store for MemoryStore {
     }
 
     fn clock(&self, conn: &mut MemoryConn, owner: &str) -> Result<i64, SyncError> {
-        self.with(conn, |db| db.logs.get(owner).map_or(0, |log| log.clock))
+        conn.with(|db| db.logs.get(owner).map_or(0, |log| log.clock))
     }
 
     fn lock_clock(&self, conn: &mut MemoryConn, owner: &str) -> Result<i64, SyncError> {
-        self.with(conn, |db| db.logs.entry(owner.to_owned()).or_default().clock)
+        conn.with(|db| db.logs.entry(owner.to_owned()).or_default().clock)
     }
 
     fn diffs_between(&self, conn: &mut MemoryConn, owner: &str, from: i64, to: i64) -> Result<Vec<Diff>, SyncError> {
-        self.with(conn, |db| {
+        conn.with(|db| {
             let Some(log) = db.logs.get(owner) else { return Vec::new() };
             let start = log.diffs.partition_point(|d| d.logical_clock < from);
             let end = log.diffs.partition_point(|d| d.logical_clock < to);
@@ -129,7 +141,7 @@ impl Store for MemoryStore {
     }
 
     fn known_ids(&self, conn: &mut MemoryConn, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
-        self.with(conn, |db| {
+        conn.with(|db| {
             let Some(log) = db.logs.get(owner) else { return KnownIds::default() };
             KnownIds {
                 stored: ids.iter().filter(|id| log.stored.contains(**id)).map(|id| id.to_string()).collect(),
@@ -146,7 +158,7 @@ impl Store for MemoryStore {
         applied: &[Diff],
         dropped: &[&str],
     ) -> Result<(), SyncError> {
-        self.with(conn, |db| {
+        conn.with(|db| {
             let log = db.logs.entry(owner.to_owned()).or_default();
             log.diffs.extend(applied.iter().cloned());
             log.stored.extend(applied.iter().map(|d| d.id.clone()));
@@ -255,11 +267,7 @@ impl Synchronizer<MemoryConn> for MemoryModels {
 
     fn read(&self, conn: &mut MemoryConn, owner: &String, model: &str, id: &str) -> Result<Option<JsonObject>, SyncError> {
         let key = (model.to_owned(), id.to_owned());
-        let found = |db: &MemoryDb| db.rows.get(&key).filter(|row| &row.owner == owner).map(|row| row.data.clone());
-        match &conn.work {
-            Some(work) => Ok(found(work)),
-            None => Err(SyncError::internal("MemoryModels::read outside a transaction")),
-        }
+        conn.with(|db| db.rows.get(&key).filter(|row| &row.owner == owner).map(|row| row.data.clone()))
     }
 
     fn validate_all(&self, conn: &mut MemoryConn, owner: &String, diffs: &[Diff]) -> Result<(), SyncError> {

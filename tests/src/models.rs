@@ -67,7 +67,8 @@ pub fn models() -> mobync::Models {
 /// Creates the model tables. A project named `boom` violates a CHECK: tests
 /// use it to make the database itself fail in the middle of a batch.
 pub fn create_tables(conn: &mut DbConnection) {
-    let key = if conn.dialect() == Dialect::Mysql { "VARCHAR(255)" } else { "TEXT" };
+    // Ids and owners byte for byte on MariaDB too (PROTOCOL.md).
+    let key = if conn.dialect() == Dialect::Mysql { "VARBINARY(255)" } else { "TEXT" };
     conn.batch_execute(&format!(
         "CREATE TABLE tasks (id {key} NOT NULL PRIMARY KEY, owner {key} NOT NULL, title TEXT NOT NULL, done BOOLEAN NOT NULL);
          CREATE TABLE projects (id {key} NOT NULL PRIMARY KEY, owner {key} NOT NULL, name TEXT NOT NULL CHECK (name <> 'boom'));"

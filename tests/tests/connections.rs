@@ -193,8 +193,8 @@ mod mysql {
         let Some(db) = dbs::fresh(Backend::Mysql) else { return };
         let pool = pool::<MysqlConnection>(
             &db,
-            "CREATE TABLE tasks (id VARCHAR(255) COLLATE utf8mb4_bin PRIMARY KEY, owner BIGINT NOT NULL, title TEXT NOT NULL, done BOOLEAN NOT NULL);
-             CREATE TABLE projects (id VARCHAR(255) COLLATE utf8mb4_bin PRIMARY KEY, owner BIGINT NOT NULL, name TEXT NOT NULL);",
+            "CREATE TABLE tasks (id VARBINARY(255) PRIMARY KEY, owner BIGINT NOT NULL, title TEXT NOT NULL, done BOOLEAN NOT NULL);
+             CREATE TABLE projects (id VARBINARY(255) PRIMARY KEY, owner BIGINT NOT NULL, name TEXT NOT NULL);",
         );
         let engine = Mobync::new(DieselStore::new(Tables::default()), Models::new().with::<Task>().with::<Project>());
         let mut server = Typed { engine: &engine, pool: &pool, db: &db, owner: |t| t.parse().expect("an integer token"), rows };

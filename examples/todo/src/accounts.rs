@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use mobync::db::{DbConnection, Pool};
 use mobync::AuthError;
+use rocket::data::{Data, ToByteUnit};
 use rocket::serde::json::Json;
 use rocket::serde::{Deserialize, Serialize};
 use rocket::{http::Status, post, State};
@@ -39,11 +40,27 @@ fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `POST /signup {"name": ...}`: a new owner and its token.
-#[post("/signup", data = "<signup>")]
-pub async fn signup(pool: &State<Pool>, signup: Json<Signup>) -> Result<Json<Account>, Status> {
+/// Largest `/signup` body.
+const MAX_BODY: u64 = 4096;
+
+/// Longest user name, in characters.
+const MAX_NAME: usize = 100;
+
+/// `POST /signup {"name": ...}`: a new owner and its token. A body over
+/// 4 KiB is 413, one that is not `{"name": "..."}` 400, a blank name or one
+/// over 100 characters 422.
+#[post("/signup", data = "<data>")]
+pub async fn signup(pool: &State<Pool>, data: Data<'_>) -> Result<Json<Account>, Status> {
+    let body = data.open(MAX_BODY.bytes()).into_bytes().await.map_err(|_| Status::BadRequest)?;
+    if !body.is_complete() {
+        return Err(Status::PayloadTooLarge);
+    }
+    let signup: Signup = rocket::serde::json::from_slice(&body).map_err(|_| Status::BadRequest)?;
+    let name = signup.name;
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME {
+        return Err(Status::UnprocessableEntity);
+    }
     let pool = pool.inner().clone();
-    let name = signup.into_inner().name;
     let account = rocket::tokio::task::spawn_blocking(move || -> Result<Account, Box<dyn std::error::Error + Send + Sync>> {
         let (owner, token) = (random_hex(16)?, random_hex(32)?);
         diesel::insert_into(users::table)
@@ -53,7 +70,7 @@ pub async fn signup(pool: &State<Pool>, signup: Json<Signup>) -> Result<Json<Acc
     });
     match account.await {
         Ok(Ok(account)) => Ok(Json(account)),
-        _ => Err(Status::InternalServerError),
+        _ => Err(Status::ServiceUnavailable),
     }
 }
 

@@ -6,7 +6,7 @@ pub mod models;
 pub mod rules;
 
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use mobync::db::{self, DbConnection, Dialect};
+use mobync::db::{self, DbConnection, Dialect, PoolSettings};
 use mobync::{Models, SyncFairing};
 use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
@@ -19,9 +19,16 @@ const MYSQL: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The server on `database_url` (a SQLite path, `postgres://…` or
-/// `mysql://…`), with its tables created.
+/// `mysql://…`), with its tables created. SQLite writes with
+/// `synchronous=FULL` (an answered sync survives a power loss) unless
+/// `SQLITE_SYNCHRONOUS` says otherwise (`NORMAL`: faster; a power loss, not
+/// a crash of the process, may lose the last syncs answered).
 pub fn rocket(database_url: &str) -> Result<Rocket<Build>, Error> {
-    let pool = db::pool::<DbConnection>(database_url)?;
+    let mut settings = PoolSettings::default();
+    if let Ok(level) = std::env::var("SQLITE_SYNCHRONOUS") {
+        settings.sqlite_synchronous = level;
+    }
+    let pool = db::pool_with::<DbConnection>(database_url, &settings)?;
     let mut conn = pool.get()?;
     let migrations = match conn.dialect() {
         Dialect::Sqlite => SQLITE,

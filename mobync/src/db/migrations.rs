@@ -1,9 +1,9 @@
 //! The migrations that create mobync's tables.
 //!
 //! They ship as plain Diesel migration directories in the `mobync` crate
-//! (`migrations/{sqlite,postgres,mysql}/00000000000001_mobync_diffs`), for
-//! apps that run `diesel migration run` themselves: copy the directory of
-//! your backend into your migrations. Their version sorts below any
+//! (`migrations/{sqlite,postgres,mysql}/0000000000000N_…`), for apps that
+//! run `diesel migration run` themselves: copy the directories of your
+//! backend into your migrations. Their version sorts below any
 //! timestamp-versioned migration of yours. [`run`] runs them from code, on
 //! the configured table names, and is what the fairing does at ignition.
 
@@ -12,63 +12,81 @@ use diesel::backend::Backend;
 use diesel::migration::{self, Migration, MigrationMetadata, MigrationName, MigrationSource, MigrationVersion};
 use std::fmt;
 
-/// The version of mobync's one migration.
-pub const VERSION: &str = "00000000000001";
+/// The versions of mobync's migrations, oldest first.
+pub const VERSIONS: [&str; 2] = ["00000000000001", "00000000000002"];
 
-const NAME: &str = "00000000000001_mobync_diffs";
+/// The names of mobync's migrations (their directories).
+const NAMES: [&str; 2] = ["00000000000001_mobync_diffs", "00000000000002_mobync_exact_ids"];
 
-fn sql(dialect: Dialect) -> (&'static str, &'static str) {
+macro_rules! shipped {
+    ($backend:literal) => {
+        [
+            (
+                include_str!(concat!("../../migrations/", $backend, "/00000000000001_mobync_diffs/up.sql")),
+                include_str!(concat!("../../migrations/", $backend, "/00000000000001_mobync_diffs/down.sql")),
+            ),
+            (
+                include_str!(concat!("../../migrations/", $backend, "/00000000000002_mobync_exact_ids/up.sql")),
+                include_str!(concat!("../../migrations/", $backend, "/00000000000002_mobync_exact_ids/down.sql")),
+            ),
+        ]
+    };
+}
+
+fn sql(dialect: Dialect) -> [(&'static str, &'static str); 2] {
     match dialect {
-        Dialect::Sqlite => (
-            include_str!("../../migrations/sqlite/00000000000001_mobync_diffs/up.sql"),
-            include_str!("../../migrations/sqlite/00000000000001_mobync_diffs/down.sql"),
-        ),
-        Dialect::Postgres => (
-            include_str!("../../migrations/postgres/00000000000001_mobync_diffs/up.sql"),
-            include_str!("../../migrations/postgres/00000000000001_mobync_diffs/down.sql"),
-        ),
-        Dialect::Mysql => (
-            include_str!("../../migrations/mysql/00000000000001_mobync_diffs/up.sql"),
-            include_str!("../../migrations/mysql/00000000000001_mobync_diffs/down.sql"),
-        ),
+        Dialect::Sqlite => shipped!("sqlite"),
+        Dialect::Postgres => shipped!("postgres"),
+        Dialect::Mysql => shipped!("mysql"),
     }
+}
+
+/// One of mobync's migrations, on the configured table names.
+#[derive(Debug, Clone)]
+struct Step {
+    at: usize,
+    up: String,
+    down: String,
 }
 
 /// mobync's migrations for one dialect and set of table names, as a Diesel
 /// [`MigrationSource`].
 #[derive(Debug, Clone)]
 pub struct MobyncMigrations {
-    up: String,
-    down: String,
+    steps: Vec<Step>,
 }
 
 impl MobyncMigrations {
     /// The migrations of `dialect`, creating `tables`.
     pub fn new(dialect: Dialect, tables: &Tables) -> Self {
-        let (up, down) = sql(dialect);
         // The shipped SQL names its tables and index `diffs…`; every other
         // name in it is a column or keyword that does not contain "diffs".
         let rename = |text: &str| text.replace("diffs", tables.diffs());
-        MobyncMigrations { up: rename(up), down: rename(down) }
+        let steps = sql(dialect)
+            .iter()
+            .enumerate()
+            .map(|(at, (up, down))| Step { at, up: rename(up), down: rename(down) })
+            .collect();
+        MobyncMigrations { steps }
     }
 
-    /// The SQL that creates the tables.
-    pub fn up_sql(&self) -> &str {
-        &self.up
+    /// The SQL that creates the tables, every migration in order.
+    pub fn up_sql(&self) -> String {
+        self.steps.iter().map(|step| step.up.as_str()).collect::<Vec<_>>().join("\n")
     }
 }
 
-struct Name;
+struct Name(usize);
 
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(NAME)
+        f.write_str(NAMES[self.0])
     }
 }
 
 impl MigrationName for Name {
     fn version(&self) -> MigrationVersion<'_> {
-        MigrationVersion::from(VERSION)
+        MigrationVersion::from(VERSIONS[self.0])
     }
 }
 
@@ -76,13 +94,18 @@ struct Metadata;
 
 impl MigrationMetadata for Metadata {}
 
-impl<DB: Backend> Migration<DB> for MobyncMigrations {
+struct Shipped {
+    step: Step,
+    name: Name,
+}
+
+impl<DB: Backend> Migration<DB> for Shipped {
     fn run(&self, conn: &mut dyn diesel::connection::BoxableConnection<DB>) -> migration::Result<()> {
-        Ok(conn.batch_execute(&self.up)?)
+        Ok(conn.batch_execute(&self.step.up)?)
     }
 
     fn revert(&self, conn: &mut dyn diesel::connection::BoxableConnection<DB>) -> migration::Result<()> {
-        Ok(conn.batch_execute(&self.down)?)
+        Ok(conn.batch_execute(&self.step.down)?)
     }
 
     fn metadata(&self) -> &dyn MigrationMetadata {
@@ -90,13 +113,17 @@ impl<DB: Backend> Migration<DB> for MobyncMigrations {
     }
 
     fn name(&self) -> &dyn MigrationName {
-        &Name
+        &self.name
     }
 }
 
 impl<DB: Backend> MigrationSource<DB> for MobyncMigrations {
     fn migrations(&self) -> migration::Result<Vec<Box<dyn Migration<DB>>>> {
-        Ok(vec![Box::new(self.clone())])
+        Ok(self
+            .steps
+            .iter()
+            .map(|step| Box::new(Shipped { step: step.clone(), name: Name(step.at) }) as Box<dyn Migration<DB>>)
+            .collect())
     }
 }
 
@@ -116,9 +143,10 @@ mod tests {
     fn table_names_replace_every_default_name() {
         for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql] {
             let m = MobyncMigrations::new(dialect, &Tables::new("sync_log").unwrap());
-            assert!(!m.up.contains("diffs"), "{dialect:?}: {}", m.up);
-            assert!(m.up.contains("CREATE TABLE sync_log_clocks"));
-            assert!(m.down.contains("DROP TABLE sync_log;"));
+            let up = m.up_sql();
+            assert!(!up.contains("diffs"), "{dialect:?}: {up}");
+            assert!(up.contains("CREATE TABLE sync_log_clocks"));
+            assert!(m.steps[0].down.contains("DROP TABLE sync_log;"));
         }
     }
 }

@@ -3,10 +3,11 @@
 //! is blamed on the update that brought it. These run only on the failure
 //! path: a sync that succeeds never pays for them.
 
-use super::{Mobync, Store, Synchronizer};
+use super::{KnownIds, Mobync, Store, Synchronizer};
 use crate::error::{ErrorKind, SyncError};
 use crate::owner::Owner;
 use crate::protocol::{Diff, OperationType};
+use std::collections::HashSet;
 
 /// Whether `err` is a fault of one diff (shape, consistency or rules), as
 /// opposed to a failure of the server.
@@ -25,6 +26,42 @@ where
     St: Store,
     Sy: Synchronizer<St::Conn>,
 {
+    /// The first update of the request that names no field besides `id`
+    /// and whose row this owner lacks: 422, though the merge would drop it
+    /// (PROTOCOL.md). Exempt, as for any update: a row the request creates
+    /// or deletes, a row another device deleted since the cursor (deletes
+    /// win), and an update an earlier request already brought.
+    pub(super) fn rowless_empty_update(
+        &self,
+        conn: &mut St::Conn,
+        owner: &Sy::Owner,
+        diffs: &[Diff],
+        known: &KnownIds,
+        server: &[Diff],
+    ) -> Result<Option<(usize, SyncError)>, SyncError> {
+        let empty = |d: &Diff| d.op == OperationType::Update && d.data.keys().all(|k| k == "id");
+        if !diffs.iter().any(empty) {
+            return Ok(None);
+        }
+        let row = |d: &Diff| (d.model.clone(), d.row_id().to_owned());
+        let exempt: HashSet<(String, String)> = diffs
+            .iter()
+            .filter(|d| d.op != OperationType::Update)
+            .chain(server.iter().filter(|d| d.op == OperationType::Delete))
+            .map(row)
+            .collect();
+        for (at, diff) in diffs.iter().enumerate() {
+            if !empty(diff) || known.contains(&diff.id) || exempt.contains(&row(diff)) {
+                continue;
+            }
+            if self.sync.read(conn, owner, &diff.model, diff.row_id())?.is_none() {
+                let err = SyncError::invalid_diff(format!("there is no {} with id {:?}", diff.model, diff.row_id()));
+                return Ok(Some((at, err.with_diff(diff.id.clone()))));
+            }
+        }
+        Ok(None)
+    }
+
     /// A diff failed the checks that need no database with `err`; `before`
     /// are the diffs ahead of it. One of those may have a fault that only
     /// the merge, the rules or the database find: run them as a sync that
@@ -43,7 +80,7 @@ where
         let key = owner.key();
         let trial: Result<(), SyncError> = self.store.write(conn, |conn| {
             let clock = self.store.lock_clock(conn, &key)?;
-            let reading = self.read(conn, &key, cursor, clock, before)?;
+            let reading = self.read(conn, owner, cursor, clock, before)?;
             self.write(conn, cursor, before, owner, reading)?;
             Err(err.clone())
         });

@@ -1,6 +1,6 @@
 use super::*;
 use crate::client::{Device, Rows};
-use crate::memory::{MemoryConn, MemoryModels, MemoryStore};
+use crate::memory::{MemoryModels, MemoryStore};
 use crate::protocol::{OperationType::*, SyncRequest};
 use crate::testing::{self, Server};
 use crate::ErrorKind;
@@ -26,7 +26,7 @@ trait SyncAs {
 
 impl SyncAs for Engine {
     fn sync(&self, cursor: i64, diffs: Vec<Diff>, owner: &str) -> Result<SyncResponse, SyncError> {
-        self.apply(&mut MemoryConn::default(), cursor, diffs, &owner.to_owned())
+        self.apply(&mut self.store().conn(), cursor, diffs, &owner.to_owned())
     }
 }
 
