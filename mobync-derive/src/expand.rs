@@ -390,15 +390,13 @@ impl<'s, 'a> Model<'s, 'a> {
                         #traits
                         #insert_rows
                     }
-                    for (chunk_no, chunk) in rows.chunks(#private::INSERT_CHUNK).enumerate() {
-                        insert(conn, chunk).map_err(|err| {
-                            // A unique value of another column, or a race
-                            // with another owner for an id: name a diff of
-                            // the chunk, the first one.
-                            let diff = diffs[chunk_no * #private::INSERT_CHUNK];
-                            #private::insert_failed(#model, #id_col_name, diff.row_id(), err)
-                                .with_diff(::std::clone::Clone::clone(&diff.id))
-                        })?;
+                    for (chunk, creates) in rows.chunks(#private::INSERT_CHUNK).zip(diffs.chunks(#private::INSERT_CHUNK)) {
+                        // A unique value of another column, or another
+                        // owner's create of an id that won the race.
+                        if let ::core::result::Result::Err(err) = insert(conn, chunk) {
+                            let retry = |at: usize| insert(conn, &chunk[at..at + 1]).is_err();
+                            return ::core::result::Result::Err(#private::chunk_insert_failed(#model, #id_col_name, creates, err, retry));
+                        }
                     }
                     ::core::result::Result::Ok(())
                 }

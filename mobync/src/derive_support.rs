@@ -2,7 +2,7 @@
 //! it may change in any release.
 
 use crate::error::SyncError;
-use crate::protocol::JsonObject;
+use crate::protocol::{Diff, JsonObject};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -117,6 +117,58 @@ pub fn insert_failed(model: &str, id_column: &str, id: &str, err: diesel::result
         },
         other => db(other),
     }
+}
+
+/// The error of a multi-row INSERT of the creates `diffs`, named after the
+/// diff at fault: the one holding the value the database names as taken
+/// (PostgreSQL's detail, MySQL's message: a row id or another column's
+/// value), else the first one `retry(at)` (inserting that row alone, where
+/// a failed statement leaves the transaction usable) fails on, else the
+/// first one. The message is that of `err`.
+pub fn chunk_insert_failed(
+    model: &str,
+    id_column: &str,
+    diffs: &[&Diff],
+    err: diesel::result::Error,
+    mut retry: impl FnMut(usize) -> bool,
+) -> SyncError {
+    let named = match &err {
+        diesel::result::Error::DatabaseError(_, info) => unique_value(&**info),
+        _ => None,
+    };
+    let holds = |diff: &&&Diff, value: &str| {
+        diff.row_id() == value
+            || diff.data.values().any(|v| v.as_str() == Some(value) || (!v.is_string() && v.to_string() == value))
+    };
+    let at = match &named {
+        Some(value) => diffs.iter().position(|d| holds(&d, value)),
+        None if matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            (0..diffs.len()).find(|&at| retry(at))
+        }
+        None => None,
+    };
+    let diff = diffs.get(at.unwrap_or(0));
+    let failed = insert_failed(model, id_column, diff.map_or("", |d| d.row_id()), err);
+    match diff {
+        Some(diff) => failed.with_diff(diff.id.clone()),
+        None => failed,
+    }
+}
+
+/// The value a unique violation names, to find the diff it came from
+/// (never answered).
+fn unique_value(info: &dyn diesel::result::DatabaseErrorInformation) -> Option<String> {
+    // PostgreSQL: detail `Key (id)=(r1) already exists.`
+    if let Some(detail) = info.details() {
+        let start = detail.find(")=(")? + 3;
+        let end = detail.rfind(") already exists")?;
+        return (start <= end).then(|| detail[start..end].to_owned());
+    }
+    // MySQL/MariaDB: `Duplicate entry 'r1' for key '...'`.
+    let message = info.message();
+    let rest = message.strip_prefix("Duplicate entry '")?;
+    let end = rest.rfind("' for key '")?;
+    Some(rest[..end].to_owned())
 }
 
 /// The error of an update's UPDATE: a value another row has in a unique
