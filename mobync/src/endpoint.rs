@@ -62,7 +62,9 @@ impl AuthError {
 /// A database error while authenticating is an outage, not a refusal.
 impl From<diesel::result::Error> for AuthError {
     fn from(err: diesel::result::Error) -> Self {
-        AuthError::unavailable(err)
+        // Logged, and the connection not reused if it is the one that failed.
+        let _ = SyncError::database(err);
+        AuthError::unavailable("its database cannot answer")
     }
 }
 

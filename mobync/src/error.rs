@@ -156,6 +156,7 @@ impl SyncError {
     /// retry resolves); 500 `internal` otherwise. Its detail is logged.
     pub fn database(err: diesel::result::Error) -> Self {
         if is_outage(&err) {
+            crate::db::discard_connection();
             Self::unavailable(err)
         } else {
             Self::internal(err)
@@ -220,6 +221,10 @@ fn is_outage(err: &diesel::result::Error) -> bool {
             .any(|needle| message.contains(needle))
         }
         Error::BrokenTransactionManager => true,
+        // A commit that failed, and its rollback with it: the connection is
+        // what failed (whether the commit took effect is unknown; a retry
+        // is harmless).
+        Error::RollbackErrorOnCommit { commit_error, .. } => is_outage(commit_error),
         _ => false,
     }
 }

@@ -38,9 +38,15 @@ impl From<ureq::Response> for Answer {
 
 /// POSTs `body` to `url` and returns whatever came back.
 pub fn post(url: &str, content_type: &str, body: &[u8]) -> Answer {
+    try_post(url, content_type, body).unwrap_or_else(|err| panic!("POST {url}: {err}"))
+}
+
+/// POSTs `body` to `url`: the answer, or why none came (a refused or
+/// broken connection, a timeout).
+pub fn try_post(url: &str, content_type: &str, body: &[u8]) -> Result<Answer, String> {
     match agent().post(url).set("Content-Type", content_type).send_bytes(body) {
-        Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp.into(),
-        Err(err) => panic!("POST {url}: {err}"),
+        Ok(resp) | Err(ureq::Error::Status(_, resp)) => Ok(resp.into()),
+        Err(err) => Err(err.to_string()),
     }
 }
 

@@ -19,6 +19,7 @@ pub struct Spawned {
     pub base: String,
     child: Child,
     stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
     stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -62,16 +63,22 @@ impl Spawned {
             }));
         }
         let (tx, rx) = mpsc::channel();
+        let stdout = Arc::new(Mutex::new(String::new()));
         if let Some(pipe) = child.stdout.take() {
+            let sink = stdout.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     if let Some((_, address)) = line.split_once(ANNOUNCEMENT) {
                         let _ = tx.send(format!("http://{}", address.trim()));
                     }
+                    if let Ok(mut text) = sink.lock() {
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
                 }
             });
         }
-        let mut spawned = Spawned { base: String::new(), child, stderr, stderr_reader };
+        let mut spawned = Spawned { base: String::new(), child, stderr, stdout, stderr_reader };
         let deadline = Instant::now() + wait;
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
@@ -98,6 +105,11 @@ impl Spawned {
     /// What the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// What the server wrote to stdout so far (Rocket's log goes there).
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// The process id.

@@ -29,6 +29,7 @@ mod store;
 mod tables;
 
 pub use conn::{Bind, DiffRow, KnownRow, LogConnection, NumberRow};
+pub(crate) use pool::{discard_connection, keep_connection};
 pub use pool::{pool, pool_with, Manager, Pool, PoolSettings};
 pub use store::DieselStore;
 pub use tables::Tables;

@@ -3,8 +3,31 @@
 
 use super::{Dialect, LogConnection};
 use diesel::r2d2;
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::time::Duration;
+
+thread_local! {
+    /// Set when a database error on this thread meant the database could not
+    /// answer (a lost connection, a server restart): the connection this
+    /// thread gives back to a pool of mobync's is then dropped, not reused.
+    /// Diesel marks a PostgreSQL connection that lost its server broken by
+    /// itself; a MySQL one it does not.
+    static DISCARD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the connection this thread holds as not to be reused (see
+/// [`SyncError::database`](crate::SyncError::database)): mobync's pools do
+/// not ping at checkout, and a connection whose server went away fails
+/// every query.
+pub(crate) fn discard_connection() {
+    DISCARD.with(|flag| flag.set(true));
+}
+
+/// Clears the mark, as a connection is checked out.
+pub(crate) fn keep_connection() {
+    DISCARD.with(|flag| flag.set(false));
+}
 
 /// An r2d2 pool of connections of type `C`.
 pub type Pool<C = super::DbConnection> = r2d2::Pool<Manager<C>>;
@@ -81,8 +104,9 @@ impl<C: LogConnection> r2d2::ManageConnection for Manager<C> {
 
     fn has_broken(&self, conn: &mut C) -> bool {
         // As Diesel's own manager: a connection given back by a panicking
-        // thread may be in the middle of a transaction.
-        std::thread::panicking() || conn.broken()
+        // thread may be in the middle of a transaction. And one whose
+        // database could not answer is replaced by a new one.
+        std::thread::panicking() || conn.broken() || DISCARD.with(|flag| flag.replace(false))
     }
 }
 

@@ -50,6 +50,7 @@ impl<C: LogConnection> Connections<C> for PoolSource<C> {
         let (pool, wait) = (self.pool.clone(), self.wait);
         rocket::tokio::task::spawn_blocking(move || {
             let mut conn = pool.get_timeout(wait).map_err(|err| SyncError::unavailable(format!("no database connection: {err}")))?;
+            crate::db::keep_connection();
             job(&mut conn);
             Ok(())
         })

@@ -24,6 +24,12 @@ impl TodoServer {
         Some(Self::spawn(Arc::new(dbs::fresh(backend)?), env))
     }
 
+    /// The server on `db`, a database made by the test.
+    #[allow(dead_code)] // not every test file brings its own database
+    pub fn on(db: Arc<TestDb>) -> TodoServer {
+        Self::spawn(db, &[])
+    }
+
     /// A second server process on the same database.
     #[allow(dead_code)] // not every test file runs two
     pub fn another(&self) -> TodoServer {
@@ -36,6 +42,13 @@ impl TodoServer {
         let process = Spawned::start(env!("CARGO_BIN_EXE_todo"), &vars, Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("the todo server: {e}"));
         TodoServer { base: process.base.clone(), db, process }
+    }
+
+    /// Kills the process (SIGKILL) and starts another on the same database.
+    #[allow(dead_code)] // not every test file crashes it
+    pub fn restart(&mut self) {
+        self.process.kill();
+        *self = Self::spawn(self.db.clone(), &[]);
     }
 
     /// The server's process.

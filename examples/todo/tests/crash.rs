@@ -1,0 +1,325 @@
+//! Crashes under load: 16 devices of 4 owners sync in a loop while the
+//! server process is killed (SIGKILL) and started again, three times, on
+//! SQLite and on PostgreSQL; and while PostgreSQL itself is restarted
+//! (`pg_ctl restart -m immediate`) under a running server. Every answer is
+//! 200, 503 or no answer at all (never a 500 or a 401); afterwards every
+//! diff that was answered 200 is in the log once (or remembered as dropped
+//! by its merge), every device converges, and none is stuck.
+//!
+//! A longer run, for BENCHMARKS.md: `MOBYNC_CRASH_KILLS=20
+//! MOBYNC_CRASH_PHASE_MS=3000 cargo test --release -p todo --all-features
+//! --test crash -- --ignored --nocapture`.
+
+mod common;
+
+use common::TodoServer;
+use diesel::prelude::*;
+use mobync::client::Device;
+use mobync::db::schema::{diffs, diffs_dropped};
+use mobync::SyncResponse;
+use mobync_tests::dbs::{self, Backend, TestDb};
+use mobync_tests::http;
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const OWNERS: usize = 4;
+const DEVICES: usize = 16;
+
+/// A tiny deterministic generator: each device plays its own sequence.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+/// What one device did.
+struct Report {
+    device: Device,
+    token: String,
+    owner: String,
+    /// Ids of its diffs in requests answered 200.
+    acknowledged: HashSet<String>,
+}
+
+/// Devices syncing in a loop against whatever server `base` names.
+struct Fleet {
+    stop: Arc<AtomicBool>,
+    base: Arc<RwLock<String>>,
+    /// Answers by status; 0 counts requests that got no answer.
+    statuses: Arc<Mutex<BTreeMap<u16, usize>>>,
+    threads: Vec<JoinHandle<Report>>,
+}
+
+impl Fleet {
+    fn start(base: &str, owners: &[(String, String)]) -> Fleet {
+        let stop = Arc::new(AtomicBool::new(false));
+        let base = Arc::new(RwLock::new(base.to_owned()));
+        let statuses = Arc::new(Mutex::new(BTreeMap::new()));
+        let threads = (0..DEVICES)
+            .map(|d| {
+                let (token, owner) = owners[d % OWNERS].clone();
+                let (stop, base, statuses) = (stop.clone(), base.clone(), statuses.clone());
+                std::thread::spawn(move || {
+                    let mut device = Device::new(format!("dev{d}"));
+                    let mut acknowledged = HashSet::new();
+                    let mut rng = Lcg(d as u64 + 7);
+                    let (mut now, mut made) = (1_000i64, 0);
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..1 + rng.next(2) {
+                            now += 1;
+                            let rows: Vec<(String, String)> = device.rows().keys().cloned().collect();
+                            match (rng.next(4), rows.is_empty()) {
+                                (0, _) | (_, true) => {
+                                    made += 1;
+                                    let id = format!("d{d}-row{made}");
+                                    device.create("task", &id, json!({"title": format!("t{now}"), "done": false}), now);
+                                }
+                                (3, false) => {
+                                    let (model, id) = &rows[rng.next(rows.len())];
+                                    device.delete(model, id, now);
+                                }
+                                _ => {
+                                    let (model, id) = &rows[rng.next(rows.len())];
+                                    device.update(model, id, json!({"title": format!("v{d}-{now}")}), now);
+                                }
+                            }
+                        }
+                        let status = sync(&base, &token, &mut device, &mut acknowledged);
+                        *statuses.lock().expect("statuses").entry(status).or_default() += 1;
+                        std::thread::sleep(Duration::from_millis(5 + rng.next(10) as u64));
+                    }
+                    Report { device, token, owner, acknowledged }
+                })
+            })
+            .collect();
+        Fleet { stop, base, statuses, threads }
+    }
+
+    fn point_at(&self, base: &str) {
+        *self.base.write().expect("base") = base.to_owned();
+    }
+
+    fn stop(self) -> (Vec<Report>, BTreeMap<u16, usize>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let reports = self.threads.into_iter().map(|t| t.join().expect("a device")).collect();
+        let statuses = self.statuses.lock().expect("statuses").clone();
+        (reports, statuses)
+    }
+}
+
+/// One sync: its status (0 for no answer); a 200 is applied.
+fn sync(base: &RwLock<String>, token: &str, device: &mut Device, acknowledged: &mut HashSet<String>) -> u16 {
+    let request = device.request(token);
+    let url = format!("{}/sync", base.read().expect("base"));
+    let body = serde_json::to_vec(&request).expect("json");
+    match http::try_post(&url, "application/json", &body) {
+        Ok(answer) if answer.status == 200 => {
+            let answer: SyncResponse = serde_json::from_str(&answer.body).expect("an answer");
+            device.receive(&answer);
+            acknowledged.extend(request.diffs.iter().map(|d| d.id.clone()));
+            200
+        }
+        Ok(answer) => answer.status,
+        Err(_) => 0,
+    }
+}
+
+/// After the load: quiet syncs until every device is answered (twice),
+/// then the checks of the module's doc.
+fn settle_and_check(what: &str, base: &str, db: &TestDb, reports: &mut [Report], statuses: &BTreeMap<u16, usize>) {
+    let bad: Vec<_> = statuses.iter().filter(|(status, _)| ![0, 200, 503].contains(*status)).collect();
+    assert!(bad.is_empty(), "{what}: answers other than 200, 503 or none: {statuses:?}");
+    let base = RwLock::new(base.to_owned());
+    for _ in 0..2 {
+        for report in reports.iter_mut() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while sync(&base, &report.token, &mut report.device, &mut report.acknowledged) != 200 {
+                assert!(Instant::now() < deadline, "{what}: {} is stuck", report.device.name());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    let mut conn = dbs::connect(db);
+    let logged: Vec<(String, String)> = diffs::table.select((diffs::owner, diffs::id)).load(&mut conn).expect("log");
+    let dropped: Vec<(String, String)> = diffs_dropped::table.select((diffs_dropped::owner, diffs_dropped::id)).load(&mut conn).expect("dropped");
+    let logged: HashSet<(String, String)> = logged.into_iter().collect();
+    let dropped: HashSet<(String, String)> = dropped.into_iter().collect();
+    for report in reports.iter() {
+        for id in &report.acknowledged {
+            let key = (report.owner.clone(), id.clone());
+            assert!(logged.contains(&key) != dropped.contains(&key), "{what}: diff {id} answered 200 is not in the log once");
+        }
+        let rows = mobync_tests::models::rows(&mut conn, &report.owner);
+        assert_eq!(report.device.rows(), &rows, "{what}: {} differs from the server", report.device.name());
+    }
+    let total: usize = statuses.values().sum();
+    eprintln!(
+        "{what}: {total} syncs: {} answered 200, {} 503, {} without an answer; {} diffs answered 200, log of {}",
+        statuses.get(&200).unwrap_or(&0),
+        statuses.get(&503).unwrap_or(&0),
+        statuses.get(&0).unwrap_or(&0),
+        reports.iter().map(|r| r.acknowledged.len()).sum::<usize>(),
+        logged.len()
+    );
+}
+
+fn signups(base: &str) -> Vec<(String, String)> {
+    (0..OWNERS).map(|i| http::signup(base, &format!("owner{i}"))).collect()
+}
+
+fn kill_and_restart(backend: Backend, kills: usize, phase: Duration) {
+    let Some(mut server) = TodoServer::start(backend, &[]) else { return };
+    let owners = signups(&server.base);
+    let fleet = Fleet::start(&server.base, &owners);
+    for _ in 0..kills {
+        std::thread::sleep(phase);
+        server.restart();
+        fleet.point_at(&server.base);
+    }
+    std::thread::sleep(phase);
+    let (mut reports, statuses) = fleet.stop();
+    settle_and_check(&format!("{backend:?}, {kills} kills"), &server.base, &server.db, &mut reports, &statuses);
+}
+
+#[test]
+fn killed_and_restarted_three_times_under_sixteen_devices_nothing_answered_is_lost() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        kill_and_restart(backend, 3, Duration::from_millis(1_500));
+    }
+}
+
+#[test]
+#[ignore = "a longer run for BENCHMARKS.md; see the module's doc"]
+fn killed_and_restarted_many_times() {
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (kills, phase) = (env("MOBYNC_CRASH_KILLS", 20) as usize, Duration::from_millis(env("MOBYNC_CRASH_PHASE_MS", 3_000)));
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let started = Instant::now();
+        kill_and_restart(backend, kills, phase);
+        eprintln!("{backend:?}: {kills} kills in {:.1} s", started.elapsed().as_secs_f64());
+    }
+}
+
+/// A PostgreSQL cluster of the test's own (initdb, pg_ctl, as the
+/// `postgres` user), stopped and removed on drop.
+struct Cluster {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn start() -> Result<Cluster, String> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .map_err(|e| format!("/usr/lib/postgresql: {e}"))?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("pg_ctl").exists())
+            .max()
+            .ok_or("no PostgreSQL binaries")?;
+        let dir = std::env::temp_dir().join(format!("mobync-crash-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        run("chown", &["postgres", &dir.display().to_string()])?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let data = dir.join("data").display().to_string();
+        run("runuser", &["-u", "postgres", "--", &bin.join("initdb").display().to_string(), "-A", "trust", "-U", "postgres", "-D", &data])?;
+        let cluster = Cluster { dir, bin, port };
+        cluster.pg_ctl(&["start"])?;
+        Ok(cluster)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
+        let data = self.dir.join("data").display().to_string();
+        let log = self.dir.join("log").display().to_string();
+        let options = format!("-p {} -k /tmp -c listen_addresses=127.0.0.1", self.port);
+        let pg_ctl = self.bin.join("pg_ctl").display().to_string();
+        let mut all = vec!["-u", "postgres", "--", pg_ctl.as_str(), "-D", &data, "-o", &options, "-l", &log, "-w"];
+        all.extend(args);
+        run("runuser", &all)
+    }
+
+    fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["stop", "-m", "immediate"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+#[test]
+fn postgresql_restarted_under_a_running_server_is_503_meanwhile_never_500_or_401() {
+    let cluster = match Cluster::start() {
+        Ok(cluster) => cluster,
+        Err(err) if dbs::in_ci() => panic!("a PostgreSQL cluster of the test's own is required under CI: {err}"),
+        Err(err) => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr().lock(), "SKIPPED postgresql_restarted_under_a_running_server: {err}");
+            return;
+        }
+    };
+    let db = TestDb::create(Backend::Postgres, &cluster.admin_url(), "crash".into()).expect("a database");
+    let db = Arc::new(db);
+    let server = TodoServer::on(db.clone());
+    let owners = signups(&server.base);
+    let fleet = Fleet::start(&server.base, &owners);
+    std::thread::sleep(Duration::from_millis(1_500));
+    cluster.pg_ctl(&["restart", "-m", "immediate"]).expect("restart PostgreSQL");
+    std::thread::sleep(Duration::from_millis(2_500));
+    let (mut reports, statuses) = fleet.stop();
+    assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "{statuses:?}");
+    settle_and_check("PostgreSQL restarted", &server.base, &db, &mut reports, &statuses);
+    drop(server);
+    drop(db);
+}
+
+#[test]
+fn mariadb_sessions_killed_under_a_running_server_recover_without_a_restart() {
+    let Some(server) = TodoServer::start(Backend::Mysql, &[]) else { return };
+    let owners = signups(&server.base);
+    let fleet = Fleet::start(&server.base, &owners);
+    std::thread::sleep(Duration::from_millis(1_000));
+    // The database drops every connection of the server, as a restart of
+    // MariaDB would: they fail with "server has gone away" from then on.
+    #[derive(QueryableByName)]
+    struct Session {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let mut admin = dbs::connect(&server.db);
+    let sessions: Vec<Session> = diesel::sql_query(format!(
+        "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = '{}' AND ID <> CONNECTION_ID()",
+        server.db.name()
+    ))
+    .load(&mut admin)
+    .expect("sessions");
+    assert!(!sessions.is_empty());
+    for session in &sessions {
+        let _ = diesel::sql_query(format!("KILL {}", session.id)).execute(&mut admin);
+    }
+    std::thread::sleep(Duration::from_millis(1_500));
+    let (mut reports, statuses) = fleet.stop();
+    // A dead connection fails one sync (503), then the pool replaces it.
+    let unavailable = statuses.get(&503).copied().unwrap_or(0);
+    assert!(unavailable <= 2 * sessions.len(), "dead connections were reused: {statuses:?}");
+    settle_and_check(&format!("MariaDB, {} sessions killed", sessions.len()), &server.base, &server.db, &mut reports, &statuses);
+}
