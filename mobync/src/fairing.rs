@@ -47,11 +47,20 @@ use rocket::figment::providers::Serialized;
 use rocket::http::Method;
 use rocket::request::Request;
 use rocket::route::{Handler, Outcome, Route};
-use rocket::serde::json::Json;
 use rocket::serde::{Deserialize, Serialize};
 use rocket::{Build, Rocket};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+/// A successful sync's answer, as JSON.
+#[derive(Debug)]
+pub struct SyncAnswer(pub Vec<u8>);
+
+impl<'r> rocket::response::Responder<'r, 'static> for SyncAnswer {
+    fn respond_to(self, req: &'r Request<'_>) -> rocket::response::Result<'static> {
+        (rocket::http::ContentType::JSON, self.0).respond_to(req)
+    }
+}
 
 /// The name of the sync route, whoever mounts it.
 pub const ROUTE_NAME: &str = "mobync_sync";
@@ -171,8 +180,8 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
     /// state, `&State<SyncFairing<C, O>>`):
     ///
     /// ```no_run
-    /// # use mobync::{db::DbConnection, fairing::ApiError, SyncFairing, SyncResponse};
-    /// # use rocket::{data::Data, serde::json::Json, State};
+    /// # use mobync::{db::DbConnection, fairing::{ApiError, SyncAnswer}, SyncFairing};
+    /// # use rocket::{data::Data, State};
     /// # struct ApiKey;
     /// # #[rocket::async_trait]
     /// # impl<'r> rocket::request::FromRequest<'r> for ApiKey {
@@ -181,7 +190,7 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
     /// # }
     /// #[rocket::post("/sync", data = "<data>")]
     /// async fn sync(_key: ApiKey, sync: &State<SyncFairing<DbConnection, String>>, data: Data<'_>)
-    ///     -> Result<Json<SyncResponse>, ApiError> {
+    ///     -> Result<SyncAnswer, ApiError> {
     ///     sync.respond(data).await
     /// }
     /// ```
@@ -216,15 +225,16 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
     }
 
     /// Answers one sync request whose body is `data`: what the route does.
-    pub async fn respond(&self, data: Data<'_>) -> Result<Json<SyncResponse>, ApiError> {
+    pub async fn respond(&self, data: Data<'_>) -> Result<SyncAnswer, ApiError> {
         let live = self.shared.live.get().cloned().ok_or_else(|| SyncError::internal("the sync fairing is not ignited"))?;
         let deadline = seconds(live.config.read_timeout, "read_timeout").map_err(SyncError::internal)?;
         let body = read_body(data, live.config.body_limit, deadline).await?;
         let envelope = Envelope::parse(&body)?;
         drop(body);
         let source = live.source.clone();
-        let answer = with_connection(&*source, move |conn| live.endpoint.sync(conn, envelope)).await??;
-        Ok(Json(answer))
+        // The answer is written as JSON on the blocking thread too.
+        let answer = with_connection(&*source, move |conn| live.endpoint.sync(conn, envelope).map(SyncResponse::into_json));
+        Ok(SyncAnswer(answer.await??))
     }
 }
 

@@ -195,6 +195,35 @@ impl SyncResponse {
     pub fn ok(logical_clock: i64, diffs: Vec<Diff>) -> Self {
         SyncResponse { success: true, message: String::new(), logical_clock, diffs }
     }
+
+    /// The answer as JSON, the same bytes as `serde_json::to_vec`, written
+    /// diff by diff and dropping each diff once written: a long answer is
+    /// never in memory both as diffs and as text.
+    ///
+    /// ```
+    /// use mobync::protocol::{Diff, OperationType, SyncResponse};
+    /// let answer = SyncResponse::ok(3, vec![Diff::new("d1", OperationType::Delete, "task", serde_json::json!({"id": "r1"}))]);
+    /// let expected = serde_json::to_vec(&answer).unwrap();
+    /// assert_eq!(answer.into_json(), expected);
+    /// ```
+    pub fn into_json(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.diffs.len() * 160);
+        let head = serde_json::json!({"success": self.success, "message": self.message, "logical_clock": self.logical_clock});
+        // `{"success":…,"message":…,"logical_clock":…` then the diffs.
+        let head = serde_json::to_vec(&head).unwrap_or_default();
+        out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
+        out.extend_from_slice(b",\"diffs\":[");
+        for (i, diff) in self.diffs.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // A Diff always serializes (its json_data is an object of JSON
+            // values); writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, &diff);
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
 }
 
 #[cfg(test)]

@@ -4,15 +4,14 @@
 //! pool with no free connection answered 503, not a hang.
 
 use mobync::db::{self, DbConnection, Pool, PoolSettings};
-use mobync::fairing::ApiError;
-use mobync::{AuthError, SyncFairing, SyncResponse};
+use mobync::fairing::{ApiError, SyncAnswer};
+use mobync::{AuthError, SyncFairing};
 use mobync_tests::dbs::{self, Backend, TestDb};
 use mobync_tests::models;
 use rocket::data::Data;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::blocking::Client;
 use rocket::request::{FromRequest, Outcome, Request};
-use rocket::serde::json::Json;
 use rocket::{Build, Rocket, State};
 use serde_json::{json, Value};
 
@@ -76,7 +75,7 @@ impl<'r> FromRequest<'r> for ApiKey {
 }
 
 #[rocket::post("/guarded/sync", data = "<data>")]
-async fn guarded(_key: ApiKey, sync: &State<SyncFairing<DbConnection, String>>, data: Data<'_>) -> Result<Json<SyncResponse>, ApiError> {
+async fn guarded(_key: ApiKey, sync: &State<SyncFairing<DbConnection, String>>, data: Data<'_>) -> Result<SyncAnswer, ApiError> {
     sync.respond(data).await
 }
 

@@ -82,8 +82,15 @@ pub trait LogConnection: Send + 'static {
     fn batch(&mut self, sql: &str) -> QueryResult<()>;
     /// Runs a statement; the number of rows it touched.
     fn execute(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<usize>;
-    /// Loads diff log rows.
-    fn load_diffs(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<DiffRow>>;
+    /// Hands diff log rows to `each` one at a time, as the database returns
+    /// them (an owner's whole log is never in memory as rows and diffs at
+    /// once); `each` may stop the query with an error.
+    fn each_diff(
+        &mut self,
+        sql: &str,
+        binds: &[Bind<'_>],
+        each: &mut dyn FnMut(DiffRow) -> Result<(), crate::SyncError>,
+    ) -> Result<(), crate::SyncError>;
     /// Loads numbers (column `n`).
     fn load_numbers(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<NumberRow>>;
     /// Loads known ids (columns `id`, `kind`).
@@ -104,7 +111,7 @@ pub trait LogConnection: Send + 'static {
 
 /// Implements [`LogConnection`] for a concrete Diesel connection type.
 macro_rules! log_connection {
-    ($conn:ty, $dialect:expr, $backend:ty) => {
+    ($conn:ty, $dialect:expr, $backend:ty, $loading:ty) => {
         impl LogConnection for $conn {
             fn dialect(&self) -> Dialect {
                 $dialect
@@ -123,8 +130,21 @@ macro_rules! log_connection {
                 diesel::RunQueryDsl::execute(bound::<$backend>(sql, binds), self)
             }
 
-            fn load_diffs(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<DiffRow>> {
-                diesel::RunQueryDsl::load(bound::<$backend>(sql, binds), self)
+            fn each_diff(
+                &mut self,
+                sql: &str,
+                binds: &[Bind<'_>],
+                each: &mut dyn FnMut(DiffRow) -> Result<(), crate::SyncError>,
+            ) -> Result<(), crate::SyncError> {
+                let rows = diesel::RunQueryDsl::load_iter::<DiffRow, $loading>(
+                    bound::<$backend>(sql, binds),
+                    self,
+                )
+                .map_err(crate::SyncError::database)?;
+                for row in rows {
+                    each(row.map_err(crate::SyncError::database)?)?;
+                }
+                Ok(())
             }
 
             fn load_numbers(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<NumberRow>> {
@@ -186,11 +206,12 @@ where
 }
 
 #[cfg(feature = "sqlite")]
-log_connection!(diesel::SqliteConnection, Dialect::Sqlite, diesel::sqlite::Sqlite);
+log_connection!(diesel::SqliteConnection, Dialect::Sqlite, diesel::sqlite::Sqlite, diesel::connection::DefaultLoadingMode);
+// Row by row: libpq does not hold the whole result set first.
 #[cfg(feature = "postgres")]
-log_connection!(diesel::PgConnection, Dialect::Postgres, diesel::pg::Pg);
+log_connection!(diesel::PgConnection, Dialect::Postgres, diesel::pg::Pg, diesel::pg::PgRowByRowLoadingMode);
 #[cfg(feature = "mysql")]
-log_connection!(diesel::MysqlConnection, Dialect::Mysql, diesel::mysql::Mysql);
+log_connection!(diesel::MysqlConnection, Dialect::Mysql, diesel::mysql::Mysql, diesel::connection::DefaultLoadingMode);
 
 /// Runs `$body` with `$c` bound to the backend's own connection inside a
 /// [`DbConnection`]: the body is compiled once per enabled backend.
@@ -225,8 +246,13 @@ impl LogConnection for DbConnection {
         with_inner!(self, c => c.execute(sql, binds))
     }
 
-    fn load_diffs(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<DiffRow>> {
-        with_inner!(self, c => c.load_diffs(sql, binds))
+    fn each_diff(
+        &mut self,
+        sql: &str,
+        binds: &[Bind<'_>],
+        each: &mut dyn FnMut(DiffRow) -> Result<(), crate::SyncError>,
+    ) -> Result<(), crate::SyncError> {
+        with_inner!(self, c => c.each_diff(sql, binds, each))
     }
 
     fn load_numbers(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<NumberRow>> {

@@ -153,8 +153,12 @@ impl<C: LogConnection> Store for DieselStore<C> {
             d.param(2),
             d.param(3)
         );
-        let rows = conn.load_diffs(&sql, &[Bind::Text(owner), Bind::BigInt(from), Bind::BigInt(to)]).map_err(db)?;
-        rows.into_iter().map(into_diff).collect()
+        let mut diffs = Vec::new();
+        conn.each_diff(&sql, &[Bind::Text(owner), Bind::BigInt(from), Bind::BigInt(to)], &mut |row| {
+            diffs.push(into_diff(row)?);
+            Ok(())
+        })?;
+        Ok(diffs)
     }
 
     fn known_ids(&self, conn: &mut C, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
