@@ -240,6 +240,38 @@ where
         self.store.write(conn, |conn| self.write(conn, cursor, &diffs, owner, reading))
     }
 
+    /// [`apply`](Mobync::apply) inside a write transaction the caller opened
+    /// with [`Store::write`] (the hub applies a node's change and writes its
+    /// messages in one transaction). The first fault is answered as found,
+    /// without looking for an earlier one in the request.
+    ///
+    /// `cursor` `None` is the owner's clock: the caller has seen everything
+    /// (its diffs meet no stored diff in the merge).
+    pub fn apply_within(
+        &self,
+        conn: &mut St::Conn,
+        cursor: Option<i64>,
+        diffs: Vec<Diff>,
+        owner: &Sy::Owner,
+    ) -> Result<SyncResponse, SyncError> {
+        let key = owner.key();
+        if key.is_empty() {
+            return Err(SyncError::unauthenticated("no owner was authenticated"));
+        }
+        let clock = self.store.lock_clock(conn, &key)?;
+        let cursor = cursor.unwrap_or(clock);
+        if cursor < 0 || cursor > clock {
+            return Err(SyncError::invalid_clock(format!("`logical_clock` {cursor} is not within 0..={clock}")));
+        }
+        self.check_size(diffs.len())?;
+        self.check_batch(&diffs).map_err(|(_, err)| err)?;
+        let mut reading = self.read(conn, owner, cursor, clock, &diffs)?;
+        if let Some((_, err)) = reading.rowless.take() {
+            return Err(err);
+        }
+        self.write(conn, cursor, &diffs, owner, reading)
+    }
+
     /// The checks that need no database: each diff on its own, against the
     /// models, and against the diffs before it. On a fault, its position.
     fn check_batch(&self, diffs: &[Diff]) -> Result<(), (usize, SyncError)> {

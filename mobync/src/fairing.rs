@@ -142,6 +142,28 @@ struct Parts<C: LogConnection, O> {
     source: Source<C>,
 }
 
+/// A running fairing's engine and connections, for other faces on the same
+/// engine (the hub): see [`SyncFairing::running`].
+pub struct Running<C: LogConnection, O>(Arc<Live<C, O>>);
+
+impl<C: LogConnection, O> Clone for Running<C, O> {
+    fn clone(&self) -> Self {
+        Running(self.0.clone())
+    }
+}
+
+impl<C: LogConnection, O: Owner> Running<C, O> {
+    /// The engine.
+    pub fn engine(&self) -> &crate::endpoint::Engine<C, O> {
+        self.0.endpoint.engine()
+    }
+
+    /// Where connections come from (with the fairing's bounded wait).
+    pub fn connections(&self) -> &dyn Connections<C> {
+        &*self.0.source
+    }
+}
+
 /// What a running fairing serves with.
 struct Live<C: LogConnection, O> {
     endpoint: Endpoint<C, O>,
@@ -222,6 +244,11 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
             Some(Arc::new(DatabaseSource { pool }) as Arc<dyn Connections<C>>)
         });
         Self::with_source(models, auth, Source::Found(find))
+    }
+
+    /// The running engine and connections, once the fairing is ignited.
+    pub fn running(&self) -> Option<Running<C, O>> {
+        self.shared.live.get().cloned().map(Running)
     }
 
     /// Answers one sync request whose body is `data`: what the route does.

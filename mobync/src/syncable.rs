@@ -81,6 +81,30 @@ impl<C, O: Owner> Model<C, O> {
     }
 }
 
+/// Synced models known only at run time, by name (the hub's records, whose
+/// fields a JSON Schema describes): they take every model name that no
+/// [`Syncable`] type of the [`Models`] has.
+pub trait DynamicModels<C, O>: Send + Sync {
+    /// Checks a diff without the database (its shape; whether the model
+    /// exists for the owner may wait for [`DynamicModels::validate_all`]).
+    fn check(&self, diff: &Diff) -> Result<(), SyncError>;
+    /// The row `id` of `model` if `owner` has it, as wire JSON.
+    fn read(&self, conn: &mut C, owner: &O, model: &str, id: &str) -> Result<Option<JsonObject>, SyncError>;
+    /// Checks a sync's diffs of these models before any is written: the
+    /// model exists for the owner (else 422), the rules (403).
+    fn validate_all(&self, conn: &mut C, owner: &O, diffs: &[&Diff]) -> Result<(), SyncError>;
+    /// Writes a run of diffs of these models, in order; an error names its diff.
+    fn write_all(&self, conn: &mut C, owner: &O, diffs: &[&Diff]) -> Result<(), SyncError>;
+}
+
+/// Told of every sync's applied diffs, in its write transaction, after
+/// they were written (the hub turns them into messages for its nodes). An
+/// error rolls the sync back.
+pub trait WriteListener<C, O>: Send + Sync {
+    /// `diffs` were applied for `owner`, stamped, in order.
+    fn applied(&self, conn: &mut C, owner: &O, diffs: &[Diff]) -> Result<(), SyncError>;
+}
+
 /// The synced models of an app on the connection type `C` with owners of
 /// type `O`: the [`Synchronizer`] over Diesel. One line per model.
 ///
@@ -89,11 +113,13 @@ impl<C, O: Owner> Model<C, O> {
 /// ```
 pub struct Models<C = crate::db::DbConnection, O = String> {
     by_name: BTreeMap<&'static str, Model<C, O>>,
+    dynamic: Option<Box<dyn DynamicModels<C, O>>>,
+    listeners: Vec<Box<dyn WriteListener<C, O>>>,
 }
 
 impl<C, O> Default for Models<C, O> {
     fn default() -> Self {
-        Models { by_name: BTreeMap::new() }
+        Models { by_name: BTreeMap::new(), dynamic: None, listeners: Vec::new() }
     }
 }
 
@@ -115,16 +141,43 @@ impl<C, O: Owner> Models<C, O> {
         self
     }
 
+    /// Adds models known only at run time: they take every model name no
+    /// [`Syncable`] type has.
+    ///
+    /// # Panics
+    ///
+    /// If some were added already.
+    pub fn with_dynamic(mut self, models: impl DynamicModels<C, O> + 'static) -> Self {
+        assert!(self.dynamic.is_none(), "one set of dynamic models per Models");
+        self.dynamic = Some(Box::new(models));
+        self
+    }
+
+    /// Adds a listener of every sync's applied diffs.
+    pub fn listen(mut self, listener: impl WriteListener<C, O> + 'static) -> Self {
+        self.listeners.push(Box::new(listener));
+        self
+    }
+
     /// The wire names of the models, sorted.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.by_name.keys().copied()
     }
 
-    fn model(&self, name: &str) -> Result<&Model<C, O>, SyncError> {
-        self.by_name
-            .get(name)
-            .ok_or_else(|| SyncError::invalid_diff(format!("unknown model {name:?}")))
+    /// The model of `name`: a [`Syncable`] type's, else the dynamic models'.
+    fn model(&self, name: &str) -> Result<Found<'_, C, O>, SyncError> {
+        match (self.by_name.get(name), &self.dynamic) {
+            (Some(model), _) => Ok(Found::Typed(model)),
+            (None, Some(dynamic)) if !name.is_empty() => Ok(Found::Dynamic(dynamic.as_ref())),
+            _ => Err(SyncError::invalid_diff(format!("unknown model {name:?}"))),
+        }
     }
+}
+
+/// Where a model name leads.
+enum Found<'a, C, O> {
+    Typed(&'a Model<C, O>),
+    Dynamic(&'a dyn DynamicModels<C, O>),
 }
 
 impl<C, O: Owner> Synchronizer<C> for Models<C, O>
@@ -134,18 +187,34 @@ where
     type Owner = O;
 
     fn check(&self, diff: &Diff) -> Result<(), SyncError> {
-        (self.model(&diff.model)?.check)(diff)
+        match self.model(&diff.model)? {
+            Found::Typed(model) => (model.check)(diff),
+            Found::Dynamic(models) => models.check(diff),
+        }
     }
 
     fn read(&self, conn: &mut C, owner: &O, model: &str, id: &str) -> Result<Option<JsonObject>, SyncError> {
-        (self.model(model)?.read)(conn, owner, id)
+        match self.model(model)? {
+            Found::Typed(typed) => (typed.read)(conn, owner, id),
+            Found::Dynamic(models) => models.read(conn, owner, model, id),
+        }
     }
 
     fn write_all(&self, conn: &mut C, owner: &O, diffs: &[Diff]) -> Result<(), SyncError> {
-        // In order; each run of creates of one model is inserted at once.
+        // In order; each run of creates of one model is inserted at once,
+        // each run of diffs of the dynamic models handed to them at once.
         let mut rest = diffs;
         while let Some(first) = rest.first() {
-            let model = self.model(&first.model)?;
+            let model = match self.model(&first.model)? {
+                Found::Typed(model) => model,
+                Found::Dynamic(models) => {
+                    let run = rest.iter().take_while(|d| matches!(self.model(&d.model), Ok(Found::Dynamic(_)))).count();
+                    let run_diffs: Vec<&Diff> = rest[..run].iter().collect();
+                    models.write_all(conn, owner, &run_diffs)?;
+                    rest = &rest[run..];
+                    continue;
+                }
+            };
             let run = rest.iter().take_while(|d| d.op == OperationType::Create && d.model == first.model).count();
             // A lone create is one INSERT already; a run is two statements.
             if run > 1 {
@@ -161,6 +230,9 @@ where
             };
             written.map_err(|e| e.with_diff(first.id.clone()))?;
             rest = &rest[1..];
+        }
+        for listener in &self.listeners {
+            listener.applied(conn, owner, diffs)?;
         }
         Ok(())
     }
@@ -179,8 +251,24 @@ where
             err.diff_id.as_deref().and_then(|id| diffs.iter().position(|d| d.id == id)).unwrap_or(usize::MAX)
         };
         let mut first: Option<SyncError> = None;
+        let mut dynamic: Vec<&Diff> = Vec::new();
         for (model, list) in by_model {
-            if let Err(err) = (self.model(model)?.validate_all)(conn, owner, &list) {
+            let validated = match self.model(model)? {
+                Found::Typed(typed) => (typed.validate_all)(conn, owner, &list),
+                Found::Dynamic(_) => {
+                    dynamic.extend(list);
+                    continue;
+                }
+            };
+            if let Err(err) = validated {
+                if first.as_ref().map_or(true, |f| position(&err) < position(f)) {
+                    first = Some(err);
+                }
+            }
+        }
+        if let (Some(models), false) = (&self.dynamic, dynamic.is_empty()) {
+            dynamic.sort_by_key(|d| diffs.iter().position(|x| std::ptr::eq(x, *d)));
+            if let Err(err) = models.validate_all(conn, owner, &dynamic) {
                 if first.as_ref().map_or(true, |f| position(&err) < position(f)) {
                     first = Some(err);
                 }

@@ -62,16 +62,22 @@ pub async fn signup(pool: &State<Pool>, data: Data<'_>) -> Result<Json<Account>,
     }
     let pool = pool.inner().clone();
     let account = rocket::tokio::task::spawn_blocking(move || -> Result<Account, Box<dyn std::error::Error + Send + Sync>> {
-        let (owner, token) = (random_hex(16)?, random_hex(32)?);
-        diesel::insert_into(users::table)
-            .values((users::id.eq(&owner), users::name.eq(&name), users::token_hash.eq(hash(&token))))
-            .execute(&mut pool.get()?)?;
-        Ok(Account { auth_token: token, owner })
+        let (owner, auth_token) = new_user(&mut *pool.get()?, &name)?;
+        Ok(Account { auth_token, owner })
     });
     match account.await {
         Ok(Ok(account)) => Ok(Json(account)),
         _ => Err(Status::ServiceUnavailable),
     }
+}
+
+/// A new user named `name`: its id (the owner of its rows) and its token.
+pub fn new_user(conn: &mut DbConnection, name: &str) -> Result<(String, String), Box<dyn std::error::Error + Send + Sync>> {
+    let (owner, token) = (random_hex(16)?, random_hex(32)?);
+    diesel::insert_into(users::table)
+        .values((users::id.eq(&owner), users::name.eq(name), users::token_hash.eq(hash(&token))))
+        .execute(conn)?;
+    Ok((owner, token))
 }
 
 /// The authenticator of the sync fairing: a token's owner, by its hash. A

@@ -6,7 +6,7 @@ pub mod models;
 pub mod rules;
 
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use mobync::db::{self, DbConnection, Dialect, PoolSettings};
+use mobync::db::{self, DbConnection, Dialect, Pool, PoolSettings};
 use mobync::{Models, SyncFairing};
 use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
@@ -19,30 +19,64 @@ const MYSQL: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The server on `database_url` (a SQLite path, `postgres://…` or
-/// `mysql://…`), with its tables created. SQLite writes with
-/// `synchronous=FULL` (an answered sync survives a power loss) unless
-/// `SQLITE_SYNCHRONOUS` says otherwise (`NORMAL`: faster; a power loss, not
-/// a crash of the process, may lose the last syncs answered).
+/// `mysql://…`), with its tables created: [`App`] as it is.
 pub fn rocket(database_url: &str) -> Result<Rocket<Build>, Error> {
-    let mut settings = PoolSettings::default();
-    if let Ok(level) = std::env::var("SQLITE_SYNCHRONOUS") {
-        settings.sqlite_synchronous = level;
+    let app = App::new(database_url)?;
+    let sync = app.sync(app.models());
+    Ok(app.rocket(sync))
+}
+
+/// The todo server's parts, for a server that adds to it (the hub example
+/// attaches the hub to this server).
+pub struct App {
+    pool: Pool,
+}
+
+impl App {
+    /// The pool of `database_url`, with the app's tables created. SQLite
+    /// writes with `synchronous=FULL` (an answered sync survives a power
+    /// loss) unless `SQLITE_SYNCHRONOUS` says otherwise (`NORMAL`: faster;
+    /// a power loss, not a crash of the process, may lose the last syncs
+    /// answered).
+    pub fn new(database_url: &str) -> Result<App, Error> {
+        let mut settings = PoolSettings::default();
+        if let Ok(level) = std::env::var("SQLITE_SYNCHRONOUS") {
+            settings.sqlite_synchronous = level;
+        }
+        let pool = db::pool_with::<DbConnection>(database_url, &settings)?;
+        let mut conn = pool.get()?;
+        let migrations = match conn.dialect() {
+            Dialect::Sqlite => SQLITE,
+            Dialect::Postgres => POSTGRES,
+            Dialect::Mysql => MYSQL,
+        };
+        conn.run_pending_migrations(migrations)?;
+        Ok(App { pool })
     }
-    let pool = db::pool_with::<DbConnection>(database_url, &settings)?;
-    let mut conn = pool.get()?;
-    let migrations = match conn.dialect() {
-        Dialect::Sqlite => SQLITE,
-        Dialect::Postgres => POSTGRES,
-        Dialect::Mysql => MYSQL,
-    };
-    conn.run_pending_migrations(migrations)?;
-    drop(conn);
-    let models = Models::new().with::<models::Task>().with::<models::Project>();
-    Ok(rocket::build()
-        .manage(pool.clone())
-        .mount("/", routes![accounts::signup, health])
-        .register("/", catchers![error])
-        .attach(SyncFairing::new(pool, models, accounts::authenticate)))
+
+    /// The pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The synced models: tasks and projects.
+    pub fn models(&self) -> Models {
+        Models::new().with::<models::Task>().with::<models::Project>()
+    }
+
+    /// The sync fairing of `models`, on the pool, with the users' tokens.
+    pub fn sync(&self, models: Models) -> SyncFairing<DbConnection, String> {
+        SyncFairing::new(self.pool.clone(), models, accounts::authenticate)
+    }
+
+    /// The server: `/signup`, `/health`, JSON errors, and `sync` attached.
+    pub fn rocket(&self, sync: SyncFairing<DbConnection, String>) -> Rocket<Build> {
+        rocket::build()
+            .manage(self.pool.clone())
+            .mount("/", routes![accounts::signup, health])
+            .register("/", catchers![error])
+            .attach(sync)
+    }
 }
 
 #[get("/health")]

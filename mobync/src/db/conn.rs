@@ -9,7 +9,7 @@
 use super::{DbConnection, Dialect};
 use diesel::migration;
 use diesel::result::QueryResult;
-use diesel::sql_types::{BigInt, Integer, Text};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use diesel::QueryableByName;
 
 /// A bind parameter of the diff log's SQL.
@@ -21,6 +21,12 @@ pub enum Bind<'a> {
     BigInt(i64),
     /// `INTEGER`.
     Int(i32),
+    /// `BOOLEAN`.
+    Bool(bool),
+    /// `TEXT` or `NULL`.
+    OptText(Option<&'a str>),
+    /// `BIGINT` or `NULL`.
+    OptBigInt(Option<i64>),
 }
 
 /// One row of the diff log.
@@ -68,6 +74,32 @@ pub struct KnownRow {
     pub kind: String,
 }
 
+/// A row type of raw SQL that every enabled backend can load (a
+/// `#[derive(QueryableByName)]` struct is one): what [`LogConnection::load`]
+/// takes.
+pub trait AnyRow: Sized + 'static + ByNameSqlite + ByNamePg + ByNameMysql {}
+
+impl<T: 'static + ByNameSqlite + ByNamePg + ByNameMysql> AnyRow for T {}
+
+macro_rules! by_name {
+    ($name:ident, $feature:literal, $backend:ty) => {
+        #[doc(hidden)]
+        #[cfg(feature = $feature)]
+        pub trait $name: diesel::QueryableByName<$backend> {}
+        #[cfg(feature = $feature)]
+        impl<T: diesel::QueryableByName<$backend>> $name for T {}
+        #[doc(hidden)]
+        #[cfg(not(feature = $feature))]
+        pub trait $name {}
+        #[cfg(not(feature = $feature))]
+        impl<T> $name for T {}
+    };
+}
+
+by_name!(ByNameSqlite, "sqlite", diesel::sqlite::Sqlite);
+by_name!(ByNamePg, "postgres", diesel::pg::Pg);
+by_name!(ByNameMysql, "mysql", diesel::mysql::Mysql);
+
 /// A Diesel connection mobync can keep its diff log on, run migrations on,
 /// and open write transactions on. Not meant to be implemented outside
 /// mobync: every Diesel connection type it supports already is.
@@ -91,10 +123,8 @@ pub trait LogConnection: Send + 'static {
         binds: &[Bind<'_>],
         each: &mut dyn FnMut(DiffRow) -> Result<(), crate::SyncError>,
     ) -> Result<(), crate::SyncError>;
-    /// Loads numbers (column `n`).
-    fn load_numbers(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<NumberRow>>;
-    /// Loads known ids (columns `id`, `kind`).
-    fn load_known(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<KnownRow>>;
+    /// Loads the rows of a query, as `R`.
+    fn load<R: AnyRow>(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<R>>;
     /// Begins a transaction: a write transaction takes SQLite's write lock
     /// at once (`BEGIN IMMEDIATE`), so that two writers never deadlock on a
     /// lock upgrade; elsewhere a plain `BEGIN`.
@@ -147,11 +177,7 @@ macro_rules! log_connection {
                 Ok(())
             }
 
-            fn load_numbers(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<NumberRow>> {
-                diesel::RunQueryDsl::load(bound::<$backend>(sql, binds), self)
-            }
-
-            fn load_known(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<KnownRow>> {
+            fn load<R: AnyRow>(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<R>> {
                 diesel::RunQueryDsl::load(bound::<$backend>(sql, binds), self)
             }
 
@@ -189,10 +215,17 @@ macro_rules! log_connection {
 /// `sql` with `binds`, as a boxed query of `DB`.
 fn bound<'a, DB>(sql: &str, binds: &[Bind<'a>]) -> diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>
 where
-    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<Text> + diesel::sql_types::HasSqlType<BigInt> + diesel::sql_types::HasSqlType<Integer>,
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<BigInt>
+        + diesel::sql_types::HasSqlType<Integer>
+        + diesel::sql_types::HasSqlType<Bool>,
     &'a str: diesel::serialize::ToSql<Text, DB>,
     i64: diesel::serialize::ToSql<BigInt, DB>,
     i32: diesel::serialize::ToSql<Integer, DB>,
+    bool: diesel::serialize::ToSql<Bool, DB>,
+    Option<&'a str>: diesel::serialize::ToSql<Nullable<Text>, DB>,
+    Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
 {
     let mut query = diesel::sql_query(sql).into_boxed::<DB>();
     for bind in binds {
@@ -200,6 +233,9 @@ where
             Bind::Text(text) => query.bind::<Text, _>(text),
             Bind::BigInt(n) => query.bind::<BigInt, _>(n),
             Bind::Int(n) => query.bind::<Integer, _>(n),
+            Bind::Bool(b) => query.bind::<Bool, _>(b),
+            Bind::OptText(text) => query.bind::<Nullable<Text>, _>(text),
+            Bind::OptBigInt(n) => query.bind::<Nullable<BigInt>, _>(n),
         };
     }
     query
@@ -255,12 +291,8 @@ impl LogConnection for DbConnection {
         with_inner!(self, c => c.each_diff(sql, binds, each))
     }
 
-    fn load_numbers(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<NumberRow>> {
-        with_inner!(self, c => c.load_numbers(sql, binds))
-    }
-
-    fn load_known(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<KnownRow>> {
-        with_inner!(self, c => c.load_known(sql, binds))
+    fn load<R: AnyRow>(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<R>> {
+        with_inner!(self, c => c.load(sql, binds))
     }
 
     fn begin(&mut self, write: bool) -> QueryResult<()> {

@@ -41,16 +41,22 @@ fn sql(dialect: Dialect) -> [(&'static str, &'static str); 2] {
     }
 }
 
-/// One of mobync's migrations, on the configured table names.
+/// One migration: its version, its name (its directory), its SQL.
 #[derive(Debug, Clone)]
-struct Step {
-    at: usize,
-    up: String,
-    down: String,
+pub struct Step {
+    /// The version Diesel records (`__diesel_schema_migrations`).
+    pub version: &'static str,
+    /// The directory name, `<version>_<what>`.
+    pub name: &'static str,
+    /// The SQL that applies it.
+    pub up: String,
+    /// The SQL that reverts it.
+    pub down: String,
 }
 
-/// mobync's migrations for one dialect and set of table names, as a Diesel
-/// [`MigrationSource`].
+/// Migrations shipped as SQL, as a Diesel [`MigrationSource`]: mobync's
+/// own ([`MobyncMigrations::new`]) or those of a crate built on it (the
+/// hub's).
 #[derive(Debug, Clone)]
 pub struct MobyncMigrations {
     steps: Vec<Step>,
@@ -65,8 +71,13 @@ impl MobyncMigrations {
         let steps = sql(dialect)
             .iter()
             .enumerate()
-            .map(|(at, (up, down))| Step { at, up: rename(up), down: rename(down) })
+            .map(|(at, (up, down))| Step { version: VERSIONS[at], name: NAMES[at], up: rename(up), down: rename(down) })
             .collect();
+        MobyncMigrations { steps }
+    }
+
+    /// Migrations of these steps.
+    pub fn from_steps(steps: Vec<Step>) -> Self {
         MobyncMigrations { steps }
     }
 
@@ -76,17 +87,17 @@ impl MobyncMigrations {
     }
 }
 
-struct Name(usize);
+struct Name(Step);
 
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(NAMES[self.0])
+        f.write_str(self.0.name)
     }
 }
 
 impl MigrationName for Name {
     fn version(&self) -> MigrationVersion<'_> {
-        MigrationVersion::from(VERSIONS[self.0])
+        MigrationVersion::from(self.0.version)
     }
 }
 
@@ -95,17 +106,16 @@ struct Metadata;
 impl MigrationMetadata for Metadata {}
 
 struct Shipped {
-    step: Step,
     name: Name,
 }
 
 impl<DB: Backend> Migration<DB> for Shipped {
     fn run(&self, conn: &mut dyn diesel::connection::BoxableConnection<DB>) -> migration::Result<()> {
-        Ok(conn.batch_execute(&self.step.up)?)
+        Ok(conn.batch_execute(&self.name.0.up)?)
     }
 
     fn revert(&self, conn: &mut dyn diesel::connection::BoxableConnection<DB>) -> migration::Result<()> {
-        Ok(conn.batch_execute(&self.step.down)?)
+        Ok(conn.batch_execute(&self.name.0.down)?)
     }
 
     fn metadata(&self) -> &dyn MigrationMetadata {
@@ -122,7 +132,7 @@ impl<DB: Backend> MigrationSource<DB> for MobyncMigrations {
         Ok(self
             .steps
             .iter()
-            .map(|step| Box::new(Shipped { step: step.clone(), name: Name(step.at) }) as Box<dyn Migration<DB>>)
+            .map(|step| Box::new(Shipped { name: Name(step.clone()) }) as Box<dyn Migration<DB>>)
             .collect())
     }
 }

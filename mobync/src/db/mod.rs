@@ -28,7 +28,7 @@ pub mod schema;
 mod store;
 mod tables;
 
-pub use conn::{Bind, DiffRow, KnownRow, LogConnection, NumberRow};
+pub use conn::{AnyRow, Bind, DiffRow, KnownRow, LogConnection, NumberRow};
 pub(crate) use pool::{discard_connection, keep_connection};
 pub use pool::{pool, pool_with, Manager, Pool, PoolSettings};
 pub use store::DieselStore;
@@ -99,7 +99,7 @@ impl Dialect {
     }
 
     /// The `n`-th (1-based) bind placeholder.
-    pub(crate) fn param(self, n: usize) -> String {
+    pub fn param(self, n: usize) -> String {
         match self {
             Dialect::Postgres => format!("${n}"),
             _ => "?".to_owned(),
@@ -107,7 +107,7 @@ impl Dialect {
     }
 
     /// `count` placeholders from `first` on, comma separated.
-    pub(crate) fn params(self, first: usize, count: usize) -> String {
+    pub fn params(self, first: usize, count: usize) -> String {
         (first..first + count).map(|n| self.param(n)).collect::<Vec<_>>().join(", ")
     }
 }

@@ -1,7 +1,7 @@
 //! The diff log and per-owner clocks over Diesel: the [`Store`] of the
 //! Diesel backends, on any [`LogConnection`].
 
-use super::{Bind, Dialect, DiffRow, LogConnection, Tables};
+use super::{Bind, Dialect, DiffRow, KnownRow, LogConnection, NumberRow, Tables};
 use crate::engine::{KnownIds, Store};
 use crate::error::SyncError;
 use crate::protocol::{Diff, OperationType};
@@ -60,7 +60,7 @@ impl<C: LogConnection> DieselStore<C> {
         let lock = if lock && d != Dialect::Sqlite { " FOR UPDATE" } else { "" };
         let sql =
             format!("SELECT logical_clock AS n FROM {} WHERE owner = {}{lock}", d.quote(self.tables.clocks()), d.param(1));
-        let rows = conn.load_numbers(&sql, &[Bind::Text(owner)]).map_err(db)?;
+        let rows: Vec<NumberRow> = conn.load(&sql, &[Bind::Text(owner)]).map_err(db)?;
         Ok(rows.first().map(|r| r.n))
     }
 
@@ -98,20 +98,21 @@ impl<C: LogConnection> DieselStore<C> {
     }
 }
 
-impl<C: LogConnection> Store for DieselStore<C> {
-    type Conn = C;
-
-    fn write<T>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, SyncError>) -> Result<T, SyncError> {
+impl<C: LogConnection> DieselStore<C> {
+    /// Runs `f` in a write transaction on `conn` (what [`Store::write`]
+    /// does), for callers with errors of their own (the hub): committed if
+    /// it returns `Ok`, rolled back if it returns `Err`.
+    pub fn transaction<T, E: From<SyncError>>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, E>) -> Result<T, E> {
         // SQLite has one writer at a time. This process's writers queue on a
         // mutex (a waiting thread wakes as soon as it is its turn) rather
         // than in SQLite's busy handler, which polls with sleeps of up to
         // 100 ms; other processes still meet the busy timeout.
         let _turn = (conn.dialect() == Dialect::Sqlite)
             .then(|| self.sqlite_writer.lock().unwrap_or_else(PoisonError::into_inner));
-        conn.begin(true).map_err(db)?;
+        conn.begin(true).map_err(|e| E::from(db(e)))?;
         match f(conn) {
             Ok(value) => {
-                conn.commit().map_err(db)?;
+                conn.commit().map_err(|e| E::from(db(e)))?;
                 Ok(value)
             }
             Err(err) => {
@@ -121,6 +122,14 @@ impl<C: LogConnection> Store for DieselStore<C> {
                 Err(err)
             }
         }
+    }
+}
+
+impl<C: LogConnection> Store for DieselStore<C> {
+    type Conn = C;
+
+    fn write<T>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, SyncError>) -> Result<T, SyncError> {
+        self.transaction(conn, f)
     }
 
     fn clock(&self, conn: &mut C, owner: &str) -> Result<i64, SyncError> {
@@ -181,7 +190,7 @@ impl<C: LogConnection> Store for DieselStore<C> {
                 binds.push(Bind::Text(owner));
                 binds.extend(chunk.iter().map(|id| Bind::Text(id)));
             }
-            for row in conn.load_known(&sql, &binds).map_err(db)? {
+            for row in conn.load::<KnownRow>(&sql, &binds).map_err(db)? {
                 if row.kind == "s" {
                     known.stored.insert(row.id);
                 } else {
