@@ -1,0 +1,447 @@
+//! The hub over real TCP: the `hub` binary as a user starts it, on every
+//! backend. Every call and status of the admin and messaging APIs, two
+//! nodes exchanging changes, the bridge to the phones, leases across a
+//! crash, and two server processes delivering each message once.
+
+use mobync::client::Device;
+use mobync::testing;
+use mobync_tests::dbs::{self, Backend, TestDb};
+use mobync_tests::http::{self as phone_http, HttpServer};
+use mobync_tests::spawn::Spawned;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ADMIN: &str = "admin-token-of-the-tests";
+
+struct Hub {
+    db: Arc<TestDb>,
+    process: Spawned,
+}
+
+impl Hub {
+    fn start(backend: Backend, env: &[(&str, &str)]) -> Option<Hub> {
+        let db = Arc::new(dbs::fresh(backend)?);
+        Some(Self::on(db, env))
+    }
+
+    fn on(db: Arc<TestDb>, env: &[(&str, &str)]) -> Hub {
+        let mut vars = vec![("DATABASE_URL", db.url.clone()), ("HUB_ADMIN_TOKEN", ADMIN.to_string())];
+        vars.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
+        let process = Spawned::start(env!("CARGO_BIN_EXE_hub"), &vars, Duration::from_secs(60)).unwrap_or_else(|e| panic!("the hub: {e}"));
+        Hub { db, process }
+    }
+
+    fn base(&self) -> &str {
+        &self.process.base
+    }
+}
+
+/// One HTTP call: the status and the JSON body (`Null` when empty).
+fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Value>) -> (u16, Value) {
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+    let mut request = agent.request(method, url);
+    for (k, v) in headers {
+        request = request.set(k, v);
+    }
+    let result = match body {
+        Some(body) => request.set("Content-Type", "application/json").send_string(&body.to_string()),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(err) => panic!("{method} {url}: {err}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap_or_default();
+    let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")) };
+    (status, json)
+}
+
+/// The admin API.
+struct Admin<'a>(&'a Hub);
+
+impl Admin<'_> {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        call(method, &format!("{}/admin{path}", self.0.base()), &[("Authorization", &format!("Bearer {ADMIN}"))], body)
+    }
+
+    fn network(&self, body: Value) -> Value {
+        let (status, network) = self.call("POST", "/networks", Some(body));
+        assert_eq!(status, 201, "{network}");
+        network
+    }
+
+    fn node(&self, network: &str, name: &str, flags: [bool; 4]) -> Node {
+        let body = json!({"name": name, "create": flags[0], "read": flags[1], "update": flags[2], "delete": flags[3]});
+        let (status, node) = self.call("POST", &format!("/networks/{network}/nodes"), Some(body));
+        assert_eq!(status, 201, "{node}");
+        Node {
+            base: self.0.base().to_string(),
+            network: network.to_string(),
+            id: node["id"].as_str().expect("id").to_string(),
+            token: node["token"].as_str().expect("token").to_string(),
+        }
+    }
+}
+
+/// A node of a network, calling the messaging API.
+#[derive(Clone)]
+struct Node {
+    base: String,
+    network: String,
+    id: String,
+    token: String,
+}
+
+impl Node {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        let headers = [("X-Sync-Network-Id", self.network.as_str()), ("X-Sync-Node-Id", self.id.as_str()), ("Authorization", auth.as_str())];
+        call(method, &format!("{}/messages{path}", self.base), &headers, body)
+    }
+
+    fn send(&self, body: Value) -> (u16, Value) {
+        self.call("POST", "", Some(body))
+    }
+
+    fn pending(&self) -> i64 {
+        let (status, count) = self.call("GET", "/pending", None);
+        assert_eq!(status, 200, "{count}");
+        count.as_i64().expect("an integer")
+    }
+
+    fn next(&self) -> Option<Value> {
+        match self.call("POST", "/next", None) {
+            (200, message) => Some(message),
+            (204, _) => None,
+            (status, body) => panic!("next: {status} {body}"),
+        }
+    }
+
+    fn answer(&self, id: &str, body: Value) -> (u16, Value) {
+        self.call("PATCH", &format!("/{id}"), Some(body))
+    }
+}
+
+fn customers() -> Value {
+    json!({"type": "object", "properties": {"firstName": {"type": "string"}, "lastName": {"type": "string"},
+           "age": {"type": "integer", "minimum": 0}}, "required": ["firstName", "lastName"]})
+}
+
+#[test]
+fn the_admin_api_answers_every_call_with_its_status() {
+    for backend in dbs::backends() {
+        let Some(hub) = Hub::start(backend, &[]) else { continue };
+        let admin = Admin(&hub);
+        let what = |s: &str| format!("{backend:?}: {s}");
+        // Authentication first.
+        let (status, _) = call("POST", &format!("{}/admin/networks", hub.base()), &[], Some(json!({"name": "x", "schema": {}})));
+        assert_eq!(status, 401, "{}", what("no admin token"));
+        let (status, _) = call("GET", &format!("{}/admin/networks/x", hub.base()), &[("Authorization", "Bearer nope")], None);
+        assert_eq!(status, 401, "{}", what("a wrong admin token"));
+        // Networks.
+        for (body, case) in [
+            (json!({"schema": {}}), "no name"),
+            (json!({"name": "n"}), "no schema"),
+            (json!({"name": "n", "schema": {"type": "nonsense"}}), "an invalid schema"),
+            (json!({"name": "n", "schema": {"minimum": "zero"}}), "an invalid keyword"),
+            (json!({"name": 5, "schema": {}}), "a name not a string"),
+            (json!({"name": "n", "schema": {}, "colour": "red"}), "an unknown field"),
+            (json!({"name": "n", "schema": {}, "model": "task"}), "a model of the app's own"),
+        ] {
+            let (status, body) = admin.call("POST", "/networks", Some(body));
+            assert_eq!(status, 400, "{}: {body}", what(case));
+        }
+        let network = admin.network(json!({"name": "customers", "schema": customers(), "fetch_before_send": true}));
+        assert_eq!(network["name"], "customers");
+        assert_eq!(network["fetch_before_send"], true);
+        assert_eq!(network["model"], "record");
+        assert!(network["owner"].is_string(), "{network}");
+        let id = network["id"].as_str().expect("id").to_string();
+        assert_eq!(admin.call("GET", &format!("/networks/{id}"), None), (200, network.clone()));
+        assert_eq!(admin.call("GET", "/networks/4b1c0e5e-0000-4000-8000-000000000000", None).0, 404);
+        assert_eq!(admin.call("GET", "/networks/not-a-uuid", None).0, 404);
+        let (status, patched) = admin.call("PATCH", &format!("/networks/{id}"), Some(json!({"name": "clients"})));
+        assert_eq!((status, patched["name"].clone(), patched["schema"].clone()), (200, json!("clients"), customers()));
+        assert_eq!(admin.call("PATCH", &format!("/networks/{id}"), Some(json!({"schema": {"type": 7}}))).0, 400);
+        assert_eq!(admin.call("PATCH", &format!("/networks/{id}"), Some(json!({"owner": "x"}))).0, 400);
+        assert_eq!(admin.call("PATCH", "/networks/nope", Some(json!({"name": "x"}))).0, 404);
+        // Nodes.
+        assert_eq!(admin.call("POST", &format!("/networks/{id}/nodes"), Some(json!({"create": true}))).0, 400);
+        assert_eq!(admin.call("POST", "/networks/nope/nodes", Some(json!({"name": "crm"}))).0, 404);
+        let crm = admin.node(&id, "crm", [true, true, true, true]);
+        let (status, list) = admin.call("GET", &format!("/networks/{id}/nodes"), None);
+        assert_eq!((status, list.as_array().map(Vec::len)), (200, Some(1)));
+        assert!(list[0].get("token").is_none(), "the token is shown once");
+        assert_eq!(admin.call("GET", &format!("/networks/{id}/nodes/"), None), (status, list.clone()), "trailing slash");
+        let (status, node) = admin.call("GET", &format!("/networks/{id}/nodes/{}", crm.id), None);
+        assert_eq!((status, node["name"].clone(), node["delete"].clone()), (200, json!("crm"), json!(true)));
+        let (status, node) = admin.call("PATCH", &format!("/networks/{id}/nodes/{}", crm.id), Some(json!({"name": "CRM", "delete": false})));
+        assert_eq!((status, node["name"].clone(), node["delete"].clone(), node["create"].clone()), (200, json!("CRM"), json!(false), json!(true)));
+        assert_eq!(admin.call("GET", &format!("/networks/{id}/nodes/nope"), None).0, 404);
+        assert_eq!(admin.call("PATCH", &format!("/networks/{id}/nodes/nope"), Some(json!({"name": "x"}))).0, 404);
+        assert_eq!(admin.call("POST", &format!("/networks/{id}/nodes/{}/sync", crm.id), None).0, 200);
+        assert_eq!(admin.call("POST", &format!("/networks/{id}/nodes/nope/sync", ), None).0, 404);
+        // Tokens: revoked, then renewed.
+        assert_eq!(crm.pending(), 0);
+        assert_eq!(admin.call("DELETE", &format!("/networks/{id}/nodes/{}/token", crm.id), None).0, 204);
+        assert_eq!(crm.call("GET", "/pending", None).0, 401, "{}", what("a revoked token"));
+        let (status, renewed) = admin.call("POST", &format!("/networks/{id}/nodes/{}/token", crm.id), None);
+        assert_eq!(status, 201);
+        let crm = Node { token: renewed["token"].as_str().expect("token").to_string(), ..crm };
+        assert_eq!(crm.pending(), 0);
+        // Unknown routes and methods.
+        assert_eq!(admin.call("GET", "/nowhere", None).0, 404);
+        assert_eq!(admin.call("DELETE", &format!("/networks/{id}"), None).0, 405);
+        let (status, history) = admin.call("GET", &format!("/networks/{id}/messages?state=failed"), None);
+        assert_eq!((status, history["messages"].as_array().map(Vec::len)), (200, Some(0)));
+        assert_eq!(admin.call("GET", &format!("/networks/{id}/messages?state=lost"), None).0, 400);
+    }
+}
+
+#[test]
+fn two_nodes_exchange_changes_with_remote_ids_failures_and_a_resync() {
+    for backend in dbs::backends() {
+        let Some(hub) = Hub::start(backend, &[]) else { continue };
+        let admin = Admin(&hub);
+        let network = admin.network(json!({"name": "customers", "schema": customers(), "fetch_before_send": true}));
+        let id = network["id"].as_str().expect("id");
+        let crm = admin.node(id, "crm", [true, true, true, true]);
+        let billing = admin.node(id, "billing", [false, true, true, false]);
+        let reader = admin.node(id, "reader", [false, false, false, false]);
+
+        // Headers and tokens of the messaging API.
+        let url = format!("{}/messages/pending", hub.base());
+        assert_eq!(call("GET", &url, &[("X-Sync-Node-Id", &crm.id)], None).0, 400);
+        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", id)], None).0, 400);
+        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", "nope"), ("X-Sync-Node-Id", &crm.id)], None).0, 404);
+        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", id), ("X-Sync-Node-Id", "nope")], None).0, 404);
+        let wrong = Node { token: "wrong".into(), ..crm.clone() };
+        assert_eq!(wrong.call("GET", "/pending", None).0, 401);
+
+        // The CRM creates a customer, with its own id for it.
+        let (status, sent) = crm.send(json!({"method": "create", "payload": {"firstName": "Ada", "lastName": "Lovelace"}, "remote_id": "crm-1"}));
+        assert_eq!(status, 201, "{sent}");
+        assert_eq!((sent["state"].clone(), sent["origin_id"].clone(), sent["remote_id"].clone()), (json!("acknowledged"), json!(crm.id), json!("crm-1")));
+        let record = sent["record_id"].as_str().expect("record id").to_string();
+        assert_eq!(crm.pending(), 0, "a node is not sent its own change");
+        assert_eq!(reader.pending(), 0, "a node without read gets nothing");
+        assert_eq!(billing.pending(), 1);
+        let message = billing.next().expect("the create");
+        assert_eq!(
+            (message["method"].clone(), message["payload"].clone(), message["record_id"].clone(), message["state"].clone(), message["remote_id"].clone()),
+            (json!("create"), json!({"firstName": "Ada", "lastName": "Lovelace"}), json!(record), json!("processing"), Value::Null)
+        );
+        assert!(billing.next().is_none(), "204 when nothing waits");
+        // fetch_before_send: billing has nothing pending now (its message is
+        // processing), so it may send.
+        let (status, acked) = billing.answer(message["id"].as_str().expect("id"), json!({"success": true, "remote_id": "B-77"}));
+        assert_eq!((status, acked["state"].clone(), acked["remote_id"].clone()), (200, json!("acknowledged"), json!("B-77")));
+        assert_eq!(billing.answer(message["id"].as_str().expect("id"), json!({"success": true})).0, 200, "acknowledging twice is harmless");
+        assert_eq!(billing.answer(message["id"].as_str().expect("id"), json!({"success": false, "reason": "x"})).0, 409);
+
+        // Billing updates it by its own id: a merge patch.
+        let (status, sent) = billing.send(json!({"method": "update", "payload": {"age": 36}, "remote_id": "B-77"}));
+        assert_eq!((status, sent["record_id"].clone()), (201, json!(record)), "{sent}");
+        let message = crm.next().expect("the update");
+        assert_eq!((message["payload"].clone(), message["remote_id"].clone()), (json!({"age": 36}), json!("crm-1")));
+        let (status, failed) = crm.answer(message["id"].as_str().expect("id"), json!({"success": false, "reason": "age is read-only here"}));
+        assert_eq!((status, failed["state"].clone()), (200, json!("failed")));
+        let (_, history) = admin.call("GET", &format!("/networks/{id}/messages?state=failed"), None);
+        let failed = &history["messages"][0];
+        assert_eq!(failed["id"], message["id"]);
+        let states: Vec<&str> = failed["changes"].as_array().expect("changes").iter().map(|c| c["state"].as_str().expect("state")).collect();
+        assert_eq!(states, ["pending", "processing", "failed"]);
+        assert_eq!(failed["changes"][2]["note"], "age is read-only here");
+
+        // Refusals, each 400 and nothing changed.
+        let refusals = [
+            (&billing, json!({"method": "create", "payload": {"firstName": "x", "lastName": "y"}}), "no create permission"),
+            (&billing, json!({"method": "delete", "record_id": record}), "no delete permission"),
+            (&crm, json!({"method": "update", "payload": {"age": -1}, "record_id": record}), "the schema"),
+            (&crm, json!({"method": "create", "payload": {"firstName": "x"}}), "the schema: a required field"),
+            (&crm, json!({"method": "update", "payload": {"age": 1}, "record_id": "no-such-record"}), "an unknown record"),
+            (&crm, json!({"method": "update", "payload": {"age": 1}, "remote_id": "crm-404"}), "an unknown remote id"),
+            (&crm, json!({"method": "create", "payload": {"firstName": "x", "lastName": "y"}, "remote_id": "crm-1"}), "a create of an existing record"),
+            (&crm, json!({"method": "create", "payload": {"firstName": "x", "lastName": "y"}, "record_id": record}), "a create with a record_id"),
+            (&crm, json!({"method": "upsert", "payload": {}}), "an unknown method"),
+            (&crm, json!({"method": "update", "record_id": record}), "an update without a payload"),
+        ];
+        for (node, body, case) in refusals {
+            let (status, answer) = node.send(body);
+            assert_eq!(status, 400, "{backend:?} {case}: {answer}");
+        }
+        // fetch_before_send: the CRM has a message waiting.
+        crm.send(json!({"method": "update", "payload": {"lastName": "King"}, "remote_id": "crm-1"}));
+        let waiting = billing.next().expect("the CRM's update");
+        billing.answer(waiting["id"].as_str().expect("id"), json!({"success": true}));
+        billing.send(json!({"method": "update", "payload": {"firstName": "Augusta"}, "remote_id": "B-77"}));
+        let (status, answer) = crm.send(json!({"method": "update", "payload": {"age": 37}, "remote_id": "crm-1"}));
+        assert_eq!(status, 400, "fetch before send: {answer}");
+        let update = crm.next().expect("billing's update");
+        assert_eq!(update["payload"], json!({"firstName": "Augusta"}));
+        crm.answer(update["id"].as_str().expect("id"), json!({"success": true}));
+        // Delete; then any change of it is refused.
+        let (status, _) = crm.send(json!({"method": "delete", "remote_id": "crm-1"}));
+        assert_eq!(status, 201);
+        let (status, answer) = crm.send(json!({"method": "update", "payload": {"age": 1}, "remote_id": "crm-1"}));
+        assert_eq!(status, 400, "a change to a deleted record: {answer}");
+        let deleted = billing.next().expect("the delete");
+        assert_eq!((deleted["method"].clone(), deleted["remote_id"].clone()), (json!("delete"), json!("B-77")));
+        billing.answer(deleted["id"].as_str().expect("id"), json!({"success": true}));
+
+        // A re-sync sends the live records again, as creates with the
+        // node's ids, after what waits.
+        crm.send(json!({"method": "create", "payload": {"firstName": "Grace", "lastName": "Hopper"}, "remote_id": "crm-2"}));
+        crm.send(json!({"method": "create", "payload": {"firstName": "Alan", "lastName": "Turing"}}));
+        assert_eq!(billing.pending(), 2);
+        let (status, queued) = admin.call("POST", &format!("/networks/{id}/nodes/{}/sync", crm.id), None);
+        assert_eq!((status, queued["queued"].clone()), (200, json!(2)));
+        let mut creates = Vec::new();
+        while let Some(message) = crm.next() {
+            crm.answer(message["id"].as_str().expect("id"), json!({"success": true}));
+            creates.push((message["payload"]["firstName"].clone(), message["remote_id"].clone()));
+        }
+        assert_eq!(creates, [(json!("Grace"), json!("crm-2")), (json!("Alan"), Value::Null)]);
+    }
+}
+
+#[test]
+fn a_node_and_a_phone_of_the_owner_edit_the_same_records() {
+    for backend in dbs::backends() {
+        let Some(hub) = Hub::start(backend, &[]) else { continue };
+        let admin = Admin(&hub);
+        let (token, owner) = phone_http::signup(hub.base(), "ada");
+        let network = admin.network(json!({"name": "customers", "schema": customers(), "owner": owner, "model": "customer"}));
+        assert_eq!((network["owner"].clone(), network["model"].clone()), (json!(owner), json!("customer")));
+        let id = network["id"].as_str().expect("id");
+        let crm = admin.node(id, "crm", [true, true, true, true]);
+        let mut sync = HttpServer { sync_url: format!("{}/sync", hub.base()), rows: |_: &str| unreachable!(), state: || unreachable!() };
+
+        // A node's create reaches the phone through /sync.
+        let (_, sent) = crm.send(json!({"method": "create", "payload": {"firstName": "Ada", "lastName": "Lovelace"}, "remote_id": "c1"}));
+        let record = sent["record_id"].as_str().expect("record").to_string();
+        let mut phone = Device::new("phone");
+        testing::sync(&mut sync, &token, &mut phone);
+        let row = &phone.rows()[&("customer".to_string(), record.clone())];
+        assert_eq!(Value::Object(row.clone()), json!({"id": record, "firstName": "Ada", "lastName": "Lovelace"}));
+
+        // The phone's update reaches the node as a message.
+        phone.update("customer", &record, json!({"lastName": "King"}), 10);
+        testing::sync(&mut sync, &token, &mut phone);
+        let message = crm.next().expect("the phone's update");
+        assert_eq!(
+            (message["method"].clone(), message["payload"].clone(), message["remote_id"].clone(), message["origin_id"].clone()),
+            (json!("update"), json!({"lastName": "King"}), json!("c1"), Value::Null)
+        );
+        // A phone's create and delete reach it too.
+        phone.create("customer", "from-the-phone", json!({"firstName": "Grace", "lastName": "Hopper"}), 11);
+        phone.delete("customer", &record, 12);
+        testing::sync(&mut sync, &token, &mut phone);
+        crm.answer(message["id"].as_str().expect("id"), json!({"success": true}));
+        let create = crm.next().expect("the phone's create");
+        assert_eq!((create["method"].clone(), create["record_id"].clone()), (json!("create"), json!("from-the-phone")));
+        crm.answer(create["id"].as_str().expect("id"), json!({"success": true, "remote_id": "c2"}));
+        let delete = crm.next().expect("the phone's delete");
+        assert_eq!((delete["method"].clone(), delete["remote_id"].clone()), (json!("delete"), json!("c1")));
+
+        // The schema holds for the phone too: its refused write is 403.
+        phone.create("customer", "bad", json!({"firstName": 7, "lastName": "x"}), 13);
+        let request = phone.request(&token);
+        let err = mobync::testing::Server::sync(&mut sync, &token, &request).expect_err("refused");
+        assert_eq!((err.kind.status(), err.diff_id.is_some()), (403, true), "{err}");
+        // A model no network has is unknown to the phone: 422.
+        let mut other = Device::new("other");
+        other.create("invoice", "i1", json!({"total": 1}), 14);
+        let err = mobync::testing::Server::sync(&mut sync, &token, &other.request(&token)).expect_err("unknown model");
+        assert_eq!(err.kind.status(), 422, "{err}");
+    }
+}
+
+#[test]
+fn a_message_fetched_by_a_server_that_dies_is_delivered_again_after_its_lease() {
+    for backend in dbs::backends() {
+        lease_outlives_its_server(backend);
+    }
+}
+
+fn lease_outlives_its_server(backend: Backend) {
+    let Some(mut hub) = Hub::start(backend, &[("ROCKET_HUB", "{lease=1}")]) else { return };
+    let admin = Admin(&hub);
+    let network = admin.network(json!({"name": "customers", "schema": customers()}));
+    let id = network["id"].as_str().expect("id").to_string();
+    let crm = admin.node(&id, "crm", [true, true, true, true]);
+    let billing = admin.node(&id, "billing", [true, true, true, true]);
+    crm.send(json!({"method": "create", "payload": {"firstName": "Ada", "lastName": "Lovelace"}}));
+    let fetched = billing.next().expect("the create");
+    // The server dies before the node answers; another takes its place.
+    hub.process.kill();
+    let hub = Hub::on(hub.db.clone(), &[("ROCKET_HUB", "{lease=1}")]);
+    let billing = Node { base: hub.base().to_string(), ..billing };
+    assert!(billing.next().is_none(), "within its lease the message stays with its fetcher");
+    std::thread::sleep(Duration::from_millis(1_200));
+    assert_eq!(billing.pending(), 1);
+    let again = billing.next().expect("delivered again");
+    assert_eq!((again["id"].clone(), again["payload"].clone()), (fetched["id"].clone(), fetched["payload"].clone()));
+    assert_eq!(billing.answer(again["id"].as_str().expect("id"), json!({"success": true})).0, 200);
+    // The first fetcher's late answer is harmless.
+    assert_eq!(billing.answer(fetched["id"].as_str().expect("id"), json!({"success": true})).0, 200);
+    let (_, history) = Admin(&hub).call("GET", &format!("/networks/{id}/messages/{}", again["id"].as_str().expect("id")), None);
+    let notes: Vec<&str> = history["changes"].as_array().expect("changes").iter().map(|c| c["note"].as_str().unwrap_or("")).collect();
+    assert!(notes.iter().any(|n| n.contains("lease")), "{backend:?}: {history}");
+}
+
+#[test]
+fn two_server_processes_and_two_fetchers_per_node_deliver_each_message_once_per_node() {
+    let Some(first) = Hub::start(Backend::Postgres, &[]) else { return };
+    let second = Hub::on(first.db.clone(), &[]);
+    let admin = Admin(&first);
+    let network = admin.network(json!({"name": "customers", "schema": customers()}));
+    let id = network["id"].as_str().expect("id").to_string();
+    let source = admin.node(&id, "source", [true, false, false, false]);
+    let readers: Vec<Node> = (0..2).map(|i| admin.node(&id, &format!("reader{i}"), [false, true, false, false])).collect();
+    const MESSAGES: usize = 60;
+    for i in 0..MESSAGES {
+        let (status, _) = source.send(json!({"method": "create", "payload": {"firstName": format!("f{i}"), "lastName": "x"}}));
+        assert_eq!(status, 201);
+    }
+    // Two fetchers per node, one on each process, fetching and answering.
+    let received: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
+    let fetchers: Vec<_> = readers
+        .iter()
+        .flat_map(|reader| [first.base().to_string(), second.base().to_string()].map(|base| (reader.clone(), base)))
+        .map(|(reader, base)| {
+            let received = received.clone();
+            std::thread::spawn(move || {
+                let node = Node { base, ..reader };
+                while let Some(message) = node.next() {
+                    let id = message["id"].as_str().expect("id").to_string();
+                    received.lock().expect("received").entry(node.id.clone()).or_default().push(id.clone());
+                    assert_eq!(node.answer(&id, json!({"success": true})).0, 200);
+                }
+            })
+        })
+        .collect();
+    for fetcher in fetchers {
+        fetcher.join().expect("a fetcher");
+    }
+    let received = received.lock().expect("received");
+    for reader in &readers {
+        let ids = &received[&reader.id];
+        let distinct: HashSet<&String> = ids.iter().collect();
+        assert_eq!((ids.len(), distinct.len()), (MESSAGES, MESSAGES), "{}: every message exactly once", reader.id);
+        assert_eq!(reader.pending(), 0);
+    }
+}
+
+#[test]
+fn without_its_admin_token_the_hub_does_not_start_and_says_why() {
+    let Some(db) = dbs::fresh(Backend::Sqlite) else { return };
+    let env = [("DATABASE_URL", db.url.clone()), ("HUB_ADMIN_TOKEN", String::new())];
+    let err = Spawned::start(env!("CARGO_BIN_EXE_hub"), &env, Duration::from_secs(60))
+        .err()
+        .expect("no HUB_ADMIN_TOKEN");
+    assert!(err.contains("HUB_ADMIN_TOKEN"), "{err}");
+}

@@ -1,0 +1,349 @@
+//! The hub's two APIs over HTTP, on the sync fairing's engine and
+//! connections: `/admin/...` (the admin bearer token) and `/messages...`
+//! (headers `X-Sync-Network-Id`, `X-Sync-Node-Id`, and the node's bearer
+//! token). Every answer is JSON.
+
+use crate::model::{NetworkRow, NodeRow};
+use crate::{migrations, now_ms, token_hash, Answer, Change, HubError, Shared};
+use mobync::db::LogConnection;
+use mobync::fairing::{with_connection, Running, RETRY_AFTER_SECONDS};
+use mobync::{Owner, SyncFairing};
+use rocket::data::{Data, ToByteUnit};
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::figment::providers::Serialized;
+use rocket::http::{ContentType, Header, Method, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder, Response};
+use rocket::route::{Handler, Outcome, Route};
+use rocket::serde::{Deserialize, Serialize as RocketSerialize};
+use rocket::{Build, Rocket};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::io::Cursor;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The hub's settings, from the `hub` table of Rocket's figment.
+#[derive(Debug, Clone, PartialEq, Deserialize, RocketSerialize)]
+#[serde(crate = "rocket::serde", default)]
+pub struct HubConfig {
+    /// Seconds a fetched message stays with its fetcher before it is
+    /// delivered again. Default 300.
+    pub lease: f64,
+    /// Largest request body, in bytes. Default 1 MiB.
+    pub body_limit: u64,
+    /// Run the hub's migrations at ignition. Default `true`.
+    pub migrate: bool,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig { lease: 300.0, body_limit: 1 << 20, migrate: true }
+    }
+}
+
+/// An answer: a status and a JSON body (none for 204).
+struct Reply(Status, Option<Value>);
+
+impl<'r> Responder<'r, 'static> for Reply {
+    fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
+        let mut response = Response::build();
+        response.status(self.0);
+        if let Some(body) = self.1 {
+            let text = body.to_string();
+            response.header(ContentType::JSON).sized_body(text.len(), Cursor::new(text));
+        }
+        if self.0 == Status::ServiceUnavailable {
+            response.header(Header::new("Retry-After", RETRY_AFTER_SECONDS.to_string()));
+        }
+        Ok(response.finalize())
+    }
+}
+
+impl From<HubError> for Reply {
+    fn from(err: HubError) -> Self {
+        Reply(Status::from_code(err.status).unwrap_or(Status::InternalServerError), Some(err.body()))
+    }
+}
+
+/// The hub's fairing and the handler of its routes.
+pub struct HubFairing<C: LogConnection, O> {
+    inner: Arc<Inner<C, O>>,
+}
+
+struct Inner<C: LogConnection, O> {
+    shared: Arc<Shared<C, O>>,
+    sync: SyncFairing<C, O>,
+    admin_token: String,
+    config: OnceLock<HubConfig>,
+}
+
+impl<C: LogConnection, O> Clone for HubFairing<C, O> {
+    fn clone(&self) -> Self {
+        HubFairing { inner: self.inner.clone() }
+    }
+}
+
+impl<C: LogConnection, O> HubFairing<C, O> {
+    pub(crate) fn new(shared: Arc<Shared<C, O>>, sync: SyncFairing<C, O>, admin_token: String) -> Self {
+        HubFairing { inner: Arc::new(Inner { shared, sync, admin_token, config: OnceLock::new() }) }
+    }
+}
+
+/// A request, as the handler needs it on a blocking thread.
+struct Call {
+    method: Method,
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Call {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn bearer(&self) -> Option<&str> {
+        self.header("Authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
+    }
+
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Whether two secrets are equal, in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl<C: LogConnection, O> HubFairing<C, O>
+where
+    O: Owner + FromStr + Serialize + DeserializeOwned,
+{
+    async fn reply(&self, req: &Request<'_>, data: Data<'_>) -> Reply {
+        match self.serve(req, data).await {
+            Ok(reply) => reply,
+            Err(err) => err.into(),
+        }
+    }
+
+    async fn serve(&self, req: &Request<'_>, data: Data<'_>) -> Result<Reply, HubError> {
+        let running = self.inner.sync.running().ok_or_else(|| HubError::internal("the sync fairing is not ignited"))?;
+        let config = self.inner.config.get().cloned().unwrap_or_default();
+        let body = if matches!(req.method(), Method::Post | Method::Patch) {
+            let read = data.open(config.body_limit.bytes()).into_bytes();
+            let bytes = rocket::tokio::time::timeout(Duration::from_secs(30), read)
+                .await
+                .map_err(|_| HubError::bad_request("the request body did not arrive in time"))?
+                .map_err(|e| HubError::bad_request(format!("the request body could not be read: {e}")))?;
+            if !bytes.is_complete() {
+                return Err(HubError::bad_request(format!("the request body is over {} bytes", config.body_limit)));
+            }
+            let bytes = bytes.into_inner();
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).map_err(|e| HubError::bad_request(format!("the body is not JSON: {e}")))?
+            }
+        } else {
+            Value::Null
+        };
+        let call = Call {
+            method: req.method(),
+            segments: req.uri().path().segments().map(str::to_owned).filter(|s| !s.is_empty()).collect(),
+            query: req
+                .uri()
+                .query()
+                .map(|q| q.segments().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+                .unwrap_or_default(),
+            headers: req.headers().iter().map(|h| (h.name().to_string(), h.value().to_owned())).collect(),
+            body,
+        };
+        let (hub, lease) = (self.clone(), (config.lease * 1000.0) as i64);
+        let running2 = running.clone();
+        with_connection(running.connections(), move |conn| hub.route(&running2, conn, call, lease, now_ms())).await?
+    }
+
+    /// Dispatches a call, on a connection.
+    fn route(&self, running: &Running<C, O>, conn: &mut C, call: Call, lease: i64, now: i64) -> Result<Reply, HubError> {
+        let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+        match segments.first() {
+            Some(&"admin") => {
+                match call.bearer() {
+                    Some(token) if same_secret(token, &self.inner.admin_token) => {}
+                    _ => return Err(HubError::unauthenticated("the admin API takes `Authorization: Bearer <admin token>`")),
+                }
+                self.admin(running, conn, &call, &segments[1..], now)
+            }
+            Some(&"messages") => self.messaging(running, conn, &call, &segments[1..], lease, now),
+            _ => Err(HubError::not_found("no such route")),
+        }
+    }
+
+    fn admin(&self, running: &Running<C, O>, conn: &mut C, call: &Call, path: &[&str], now: i64) -> Result<Reply, HubError> {
+        let hub = &*self.inner.shared;
+        let engine = running.engine();
+        let ok = |value: Value| Ok(Reply(Status::Ok, Some(value)));
+        let created = |value: Value| Ok(Reply(Status::Created, Some(value)));
+        match (call.method, path) {
+            (Method::Post, ["networks"]) => created(hub.create_network(engine, conn, &call.body, now)?),
+            (Method::Get, ["networks", id]) => ok(hub.network_json(&hub.network(conn, id)?)?),
+            (Method::Patch, ["networks", id]) => ok(hub.patch_network(engine, conn, id, &call.body)?),
+            (Method::Get, ["networks", id, "nodes"]) => {
+                let network = hub.network(conn, id)?;
+                ok(Value::Array(crate::sql::nodes(conn, &network.id)?.iter().map(NodeRow::json).collect()))
+            }
+            (Method::Post, ["networks", id, "nodes"]) => created(hub.create_node(engine, conn, id, &call.body, now)?),
+            (Method::Get, ["networks", id, "nodes", node]) => {
+                let network = hub.network(conn, id)?;
+                ok(hub.node(conn, &network, node)?.json())
+            }
+            (Method::Patch, ["networks", id, "nodes", node]) => ok(hub.patch_node(engine, conn, id, node, &call.body)?),
+            (Method::Post, ["networks", id, "nodes", node, "sync"]) => {
+                let network = hub.network(conn, id)?;
+                let node = hub.node(conn, &network, node)?;
+                let queued = hub.resync(engine, conn, &network, &node, now)?;
+                ok(serde_json::json!({"queued": queued}))
+            }
+            (Method::Post, ["networks", id, "nodes", node, "token"]) => {
+                let token = hub.set_token(engine, conn, id, node, true)?;
+                created(serde_json::json!({"token": token}))
+            }
+            (Method::Delete, ["networks", id, "nodes", node, "token"]) => {
+                hub.set_token(engine, conn, id, node, false)?;
+                Ok(Reply(Status::NoContent, None))
+            }
+            (Method::Get, ["networks", id, "messages"]) => {
+                let number = |key: &str, default: i64| -> Result<i64, HubError> {
+                    call.query(key).map_or(Ok(default), |v| v.parse().map_err(|_| HubError::bad_request(format!("`{key}` is a number"))))
+                };
+                ok(hub.history(conn, id, call.query("state"), number("after", 0)?, number("limit", 100)?)?)
+            }
+            (Method::Get, ["networks", id, "messages", message]) => ok(hub.message(conn, id, message)?),
+            (_, ["networks"] | ["networks", _] | ["networks", _, "nodes"] | ["networks", _, "nodes", _])
+            | (_, ["networks", _, "nodes", _, "sync" | "token"] | ["networks", _, "messages"] | ["networks", _, "messages", _]) => {
+                Err(HubError { status: 405, code: "method_not_allowed", message: format!("{} is not allowed here", call.method) })
+            }
+            _ => Err(HubError::not_found("no such route")),
+        }
+    }
+
+    /// The caller of the messaging API: its network and node from the
+    /// headers (400 without them, 404 if unknown), its token (401).
+    fn caller(&self, conn: &mut C, call: &Call) -> Result<(NetworkRow, NodeRow), HubError> {
+        let network_id = call.header("X-Sync-Network-Id").ok_or_else(|| HubError::bad_request("the X-Sync-Network-Id header is required"))?;
+        let node_id = call.header("X-Sync-Node-Id").ok_or_else(|| HubError::bad_request("the X-Sync-Node-Id header is required"))?;
+        let hub = &*self.inner.shared;
+        let network = hub.network(conn, network_id)?;
+        let node = hub.node(conn, &network, node_id)?;
+        let accepted = match (call.bearer(), &node.token_hash) {
+            (Some(token), Some(hash)) => same_secret(&token_hash(token), hash),
+            _ => false,
+        };
+        if !accepted {
+            return Err(HubError::unauthenticated("the messaging API takes `Authorization: Bearer <the node's token>`"));
+        }
+        Ok((network, node))
+    }
+
+    fn messaging(&self, running: &Running<C, O>, conn: &mut C, call: &Call, path: &[&str], lease: i64, now: i64) -> Result<Reply, HubError> {
+        let allowed = matches!(
+            (call.method, path),
+            (Method::Post, []) | (Method::Get, ["pending"]) | (Method::Post, ["next"]) | (Method::Patch, [_])
+        );
+        if !allowed {
+            return match path {
+                [] | ["pending"] | ["next"] | [_] => {
+                    Err(HubError { status: 405, code: "method_not_allowed", message: format!("{} is not allowed here", call.method) })
+                }
+                _ => Err(HubError::not_found("no such route")),
+            };
+        }
+        let (network, node) = self.caller(conn, call)?;
+        let hub = &*self.inner.shared;
+        let engine = running.engine();
+        match (call.method, path) {
+            (Method::Post, []) => {
+                let send = Change::parse(&call.body)?;
+                Ok(Reply(Status::Created, Some(hub.send(engine, conn, &network, &node, send, now)?)))
+            }
+            (Method::Get, ["pending"]) => Ok(Reply(Status::Ok, Some(Value::from(hub.pending(conn, &node, now)?)))),
+            (Method::Post, ["next"]) => match hub.next(engine, conn, &node, lease, now)? {
+                Some(message) => Ok(Reply(Status::Ok, Some(message))),
+                None => Ok(Reply(Status::NoContent, None)),
+            },
+            (Method::Patch, [id]) => {
+                let answer = Answer::parse(&call.body)?;
+                Ok(Reply(Status::Ok, Some(hub.answer(engine, conn, &node, id, answer, now)?)))
+            }
+            _ => Err(HubError::not_found("no such route")),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<C: LogConnection, O> Handler for HubFairing<C, O>
+where
+    O: Owner + FromStr + Serialize + DeserializeOwned,
+{
+    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
+        Outcome::from(req, self.reply(req, data).await)
+    }
+}
+
+#[rocket::async_trait]
+impl<C: LogConnection, O> Fairing for HubFairing<C, O>
+where
+    O: Owner + FromStr + Serialize + DeserializeOwned,
+{
+    fn info(&self) -> Info {
+        Info { name: "mobync hub", kind: Kind::Ignite }
+    }
+
+    async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {
+        let config: HubConfig =
+            match rocket.figment().clone().join(Serialized::default("hub", HubConfig::default())).extract_inner("hub") {
+                Ok(config) => config,
+                Err(err) => {
+                    log::error!("mobync hub: bad `hub` configuration: {err}");
+                    return Err(rocket);
+                }
+            };
+        if self.inner.admin_token.len() < 16 {
+            log::error!("mobync hub: the admin token must be at least 16 characters");
+            return Err(rocket);
+        }
+        let Some(running) = self.inner.sync.running() else {
+            log::error!("mobync hub: attach the sync fairing before the hub's");
+            return Err(rocket);
+        };
+        if config.migrate {
+            let migrated = with_connection(running.connections(), |conn: &mut C| {
+                let source = migrations(conn.dialect());
+                conn.run_migrations(source).map_err(|e| e.to_string())
+            });
+            match migrated.await {
+                Ok(Ok(())) => log::info!("mobync hub: migrations done"),
+                Ok(Err(err)) | Err(mobync::SyncError { message: err, .. }) => {
+                    log::error!("mobync hub: migrations failed: {err}");
+                    return Err(rocket);
+                }
+            }
+        }
+        let _ = self.inner.config.set(config);
+        let methods = [Method::Get, Method::Post, Method::Patch, Method::Delete, Method::Put];
+        let mut routes = Vec::new();
+        for path in ["/admin/<path..>", "/messages/<path..>"] {
+            for method in methods {
+                let mut route = Route::ranked(50, method, path, self.clone());
+                route.name = Some("mobync_hub".into());
+                routes.push(route);
+            }
+        }
+        Ok(rocket.mount("/", routes))
+    }
+}

@@ -1,0 +1,162 @@
+//! # mobync-hub
+//!
+//! Keeps back-office systems (a CRM, billing, a warehouse) in sync through
+//! mobync: the semantics of jim8786453/sync (an admin API of *networks*,
+//! each a shared record set with a JSON Schema, and *nodes*, the systems,
+//! with create/read/update/delete permissions; a messaging API to send a
+//! change, count and fetch what waits, acknowledge it with the node's own
+//! `remote_id` or fail it), on the same records and diff log as the mobync
+//! devices: each network belongs to a mobync owner, its records are rows of
+//! a synced model of that owner, a node's change goes through the same
+//! engine as a `/sync` (the owner's devices get it on their next sync), and
+//! a device's change reaches every node that reads the network as a
+//! message.
+//!
+//! Better than the anchor: bearer tokens (one for the admin API, one per
+//! node), a lease on fetched messages (delivered again when a node does not
+//! answer within it), every step one transaction, and several server
+//! processes on one database delivering each message to one fetcher.
+//!
+//! ```no_run
+//! # use mobync::{db::{self, DbConnection}, AuthError, Models, SyncFairing};
+//! # fn auth(_: &mut DbConnection, _: &str) -> Result<String, AuthError> { Err(AuthError::refused("x")) }
+//! # fn new_user(_: &mut DbConnection) -> Result<String, String> { Ok("u".into()) }
+//! #[rocket::launch]
+//! fn rocket() -> _ {
+//!     let pool = db::pool::<DbConnection>("hub.sqlite").expect("database");
+//!     let hub = mobync_hub::Hub::new(new_user);
+//!     let models = hub.install(Models::new());
+//!     let sync = SyncFairing::new(pool, models, auth);
+//!     rocket::build().attach(sync.clone()).attach(hub.fairing(sync, "the admin token"))
+//! }
+//! ```
+
+mod admin;
+mod error;
+mod http;
+mod messages;
+pub mod model;
+mod records;
+mod schema;
+mod sql;
+
+pub use error::HubError;
+pub use http::{HubConfig, HubFairing};
+pub use messages::{Answer, Change};
+pub use records::{apply, payload};
+
+use mobync::db::migrations::{MobyncMigrations, Step};
+use mobync::db::LogConnection;
+use mobync::{Models, Owner, SyncFairing};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// The engine the hub applies nodes' changes through: the sync fairing's.
+pub type Engine<C, O> = mobync::endpoint::Engine<C, O>;
+
+/// Makes a new mobync owner, for a network created without one.
+type NewOwner<C, O> = Box<dyn Fn(&mut C) -> Result<O, String> + Send + Sync>;
+
+/// What the hub's parts share.
+pub struct Shared<C, O> {
+    new_owner: NewOwner<C, O>,
+    /// The app's own models' names: never a network's model.
+    typed: std::sync::OnceLock<Vec<String>>,
+    schemas: schema::Schemas,
+}
+
+/// The hub: install its models into the app's [`Models`], then attach its
+/// fairing after the sync fairing.
+pub struct Hub<C, O> {
+    shared: Arc<Shared<C, O>>,
+}
+
+impl<C, O> Clone for Hub<C, O> {
+    fn clone(&self) -> Self {
+        Hub { shared: self.shared.clone() }
+    }
+}
+
+impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::de::DeserializeOwned> Hub<C, O> {
+    /// A hub whose networks created without an `owner` get a new one from
+    /// `new_owner` (run in the transaction that creates the network).
+    pub fn new(new_owner: impl Fn(&mut C) -> Result<O, String> + Send + Sync + 'static) -> Self {
+        let shared = Shared { new_owner: Box::new(new_owner), typed: Default::default(), schemas: schema::Schemas::default() };
+        Hub { shared: Arc::new(shared) }
+    }
+
+    /// `models` with the networks' records (every model name the app's own
+    /// models do not take) and the listener that turns their changes into
+    /// messages.
+    ///
+    /// # Panics
+    ///
+    /// If the hub was installed already.
+    pub fn install(&self, models: Models<C, O>) -> Models<C, O> {
+        let typed = models.names().map(str::to_owned).collect();
+        assert!(self.shared.typed.set(typed).is_ok(), "the hub is installed once");
+        let (records, deliveries) =
+            (records::Records { shared: self.shared.clone() }, records::Deliveries { shared: self.shared.clone() });
+        models.with_dynamic(records).listen(deliveries)
+    }
+
+    /// The fairing that serves the admin and messaging APIs on the engine
+    /// and connections of `sync`; `admin_token` opens `/admin`.
+    pub fn fairing(&self, sync: SyncFairing<C, O>, admin_token: impl Into<String>) -> HubFairing<C, O> {
+        HubFairing::new(self.shared.clone(), sync, admin_token.into())
+    }
+}
+
+/// The hub's migrations for `conn`'s dialect.
+pub fn migrations(dialect: mobync::db::Dialect) -> MobyncMigrations {
+    use mobync::db::Dialect;
+    let (up, down) = match dialect {
+        Dialect::Sqlite => (
+            include_str!("../migrations/sqlite/00000000000101_mobync_hub/up.sql"),
+            include_str!("../migrations/sqlite/00000000000101_mobync_hub/down.sql"),
+        ),
+        Dialect::Postgres => (
+            include_str!("../migrations/postgres/00000000000101_mobync_hub/up.sql"),
+            include_str!("../migrations/postgres/00000000000101_mobync_hub/down.sql"),
+        ),
+        Dialect::Mysql => (
+            include_str!("../migrations/mysql/00000000000101_mobync_hub/up.sql"),
+            include_str!("../migrations/mysql/00000000000101_mobync_hub/down.sql"),
+        ),
+    };
+    MobyncMigrations::from_steps(vec![Step {
+        version: "00000000000101",
+        name: "00000000000101_mobync_hub",
+        up: up.to_owned(),
+        down: down.to_owned(),
+    }])
+}
+
+impl<C, O> Shared<C, O> {
+    /// Whether `model` is one of the app's own models.
+    fn is_typed(&self, model: &str) -> bool {
+        self.typed.get().is_some_and(|names| names.iter().any(|n| n == model))
+    }
+}
+
+/// A new id (a UUID v4, lowercase).
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A new secret token: 32 random bytes, hex.
+fn new_token() -> Result<String, HubError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(HubError::internal)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What the hub stores of a token: its SHA-256, hex.
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,51 @@
+//! The networks' JSON Schemas: checked when given, compiled once per
+//! network and version, and applied to every record whichever side writes
+//! it.
+
+use jsonschema::Validator;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Compiled schemas by network id, with the text they were compiled from.
+#[derive(Default)]
+pub struct Schemas {
+    compiled: Mutex<HashMap<String, (String, Arc<Validator>)>>,
+}
+
+/// Compiles `schema`: an error says why it is not a valid JSON Schema.
+pub fn compile(schema: &Value) -> Result<Validator, String> {
+    if !schema.is_object() && !schema.is_boolean() {
+        return Err("`schema` must be a JSON Schema (an object)".into());
+    }
+    jsonschema::validator_for(schema).map_err(|err| format!("`schema` is not a valid JSON Schema: {err}"))
+}
+
+impl Schemas {
+    /// Checks `record` against the schema `text` of network `id`; an error
+    /// says what is wrong.
+    pub fn check(&self, id: &str, text: &str, record: &Value) -> Result<(), String> {
+        let validator = self.validator(id, text)?;
+        validator.validate(record).map_err(|err| {
+            let at = err.instance_path().to_string();
+            if at.is_empty() {
+                format!("the record does not satisfy the network's schema: {err}")
+            } else {
+                format!("the record does not satisfy the network's schema at {at}: {err}")
+            }
+        })
+    }
+
+    fn validator(&self, id: &str, text: &str) -> Result<Arc<Validator>, String> {
+        let mut compiled = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((source, validator)) = compiled.get(id) {
+            if source == text {
+                return Ok(validator.clone());
+            }
+        }
+        let schema: Value = serde_json::from_str(text).map_err(|err| format!("the network's schema is not JSON: {err}"))?;
+        let validator = Arc::new(compile(&schema)?);
+        compiled.insert(id.to_owned(), (text.to_owned(), validator.clone()));
+        Ok(validator)
+    }
+}

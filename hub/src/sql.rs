@@ -1,0 +1,317 @@
+//! The hub's tables, on any connection mobync keeps its log on: every
+//! statement is written once, with `?` placeholders (numbered for
+//! PostgreSQL).
+
+use crate::model::{ChangeRow, Count, MessageRow, NetworkRow, NodeRow, One, RecordRow, State};
+use crate::HubError;
+use mobync::db::{AnyRow, Bind, Dialect, LogConnection};
+
+/// `sql` with its `?` placeholders as the dialect writes them.
+fn sql(d: Dialect, text: &str) -> String {
+    if d != Dialect::Postgres {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut n = 0;
+    for c in text.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn load<C: LogConnection, R: AnyRow>(conn: &mut C, text: &str, binds: &[Bind<'_>]) -> Result<Vec<R>, HubError> {
+    let d = conn.dialect();
+    conn.load(&sql(d, text), binds).map_err(HubError::database)
+}
+
+fn first<C: LogConnection, R: AnyRow>(conn: &mut C, text: &str, binds: &[Bind<'_>]) -> Result<Option<R>, HubError> {
+    Ok(load(conn, text, binds)?.into_iter().next())
+}
+
+fn execute<C: LogConnection>(conn: &mut C, text: &str, binds: &[Bind<'_>]) -> Result<usize, HubError> {
+    let d = conn.dialect();
+    conn.execute(&sql(d, text), binds).map_err(HubError::database)
+}
+
+const NETWORK: &str = "SELECT id, name, json_schema, fetch_before_send, owner, model FROM hub_networks";
+const NODE: &str =
+    "SELECT id, network_id, name, can_create, can_read, can_update, can_delete, token_hash FROM hub_nodes";
+const MESSAGE: &str = "SELECT seq, id, network_id, origin_id, destination_id, parent_id, method, payload, record_id, \
+                       remote_id, state, created_at, lease_until FROM hub_messages";
+
+/// The network `id`.
+pub fn network<C: LogConnection>(conn: &mut C, id: &str) -> Result<Option<NetworkRow>, HubError> {
+    first(conn, &format!("{NETWORK} WHERE id = ?"), &[Bind::Text(id)])
+}
+
+/// The network of `owner`'s `model`, if there is one.
+pub fn network_of<C: LogConnection>(conn: &mut C, owner: &str, model: &str) -> Result<Option<NetworkRow>, HubError> {
+    first(conn, &format!("{NETWORK} WHERE owner = ? AND model = ?"), &[Bind::Text(owner), Bind::Text(model)])
+}
+
+/// Stores a new network.
+pub fn insert_network<C: LogConnection>(conn: &mut C, network: &NetworkRow, now: i64) -> Result<(), HubError> {
+    let text = "INSERT INTO hub_networks (id, name, json_schema, fetch_before_send, owner, model, created_at) \
+                VALUES (?, ?, ?, ?, ?, ?, ?)";
+    execute(
+        conn,
+        text,
+        &[
+            Bind::Text(&network.id),
+            Bind::Text(&network.name),
+            Bind::Text(&network.json_schema),
+            Bind::Bool(network.fetch_before_send),
+            Bind::Text(&network.owner),
+            Bind::Text(&network.model),
+            Bind::BigInt(now),
+        ],
+    )
+    .map(|_| ())
+}
+
+/// Stores a network's name, schema and `fetch_before_send`.
+pub fn update_network<C: LogConnection>(conn: &mut C, network: &NetworkRow) -> Result<(), HubError> {
+    let text = "UPDATE hub_networks SET name = ?, json_schema = ?, fetch_before_send = ? WHERE id = ?";
+    let binds =
+        [Bind::Text(&network.name), Bind::Text(&network.json_schema), Bind::Bool(network.fetch_before_send), Bind::Text(&network.id)];
+    execute(conn, text, &binds).map(|_| ())
+}
+
+/// The nodes of a network, oldest first.
+pub fn nodes<C: LogConnection>(conn: &mut C, network_id: &str) -> Result<Vec<NodeRow>, HubError> {
+    load(conn, &format!("{NODE} WHERE network_id = ? ORDER BY created_at, id"), &[Bind::Text(network_id)])
+}
+
+/// The node `id` of a network.
+pub fn node<C: LogConnection>(conn: &mut C, network_id: &str, id: &str) -> Result<Option<NodeRow>, HubError> {
+    first(conn, &format!("{NODE} WHERE network_id = ? AND id = ?"), &[Bind::Text(network_id), Bind::Text(id)])
+}
+
+/// Stores a new node.
+pub fn insert_node<C: LogConnection>(conn: &mut C, node: &NodeRow, now: i64) -> Result<(), HubError> {
+    let text = "INSERT INTO hub_nodes (id, network_id, name, can_create, can_read, can_update, can_delete, token_hash, \
+                created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let binds = [
+        Bind::Text(&node.id),
+        Bind::Text(&node.network_id),
+        Bind::Text(&node.name),
+        Bind::Bool(node.can_create),
+        Bind::Bool(node.can_read),
+        Bind::Bool(node.can_update),
+        Bind::Bool(node.can_delete),
+        Bind::OptText(node.token_hash.as_deref()),
+        Bind::BigInt(now),
+    ];
+    execute(conn, text, &binds).map(|_| ())
+}
+
+/// Stores a node's name, flags and token.
+pub fn update_node<C: LogConnection>(conn: &mut C, node: &NodeRow) -> Result<(), HubError> {
+    let text = "UPDATE hub_nodes SET name = ?, can_create = ?, can_read = ?, can_update = ?, can_delete = ?, \
+                token_hash = ? WHERE network_id = ? AND id = ?";
+    let binds = [
+        Bind::Text(&node.name),
+        Bind::Bool(node.can_create),
+        Bind::Bool(node.can_read),
+        Bind::Bool(node.can_update),
+        Bind::Bool(node.can_delete),
+        Bind::OptText(node.token_hash.as_deref()),
+        Bind::Text(&node.network_id),
+        Bind::Text(&node.id),
+    ];
+    execute(conn, text, &binds).map(|_| ())
+}
+
+/// The record `id` of `model`, whoever owns it, deleted or not.
+pub fn record<C: LogConnection>(conn: &mut C, model: &str, id: &str) -> Result<Option<RecordRow>, HubError> {
+    let text = "SELECT id, owner, data, deleted FROM hub_records WHERE model = ? AND id = ?";
+    first(conn, text, &[Bind::Text(model), Bind::Text(id)])
+}
+
+/// Stores a new record; `false` if its id is taken.
+pub fn insert_record<C: LogConnection>(conn: &mut C, model: &str, id: &str, owner: &str, data: &str) -> Result<bool, HubError> {
+    let text = "INSERT INTO hub_records (model, id, owner, data, deleted) VALUES (?, ?, ?, ?, ?)";
+    let binds = [Bind::Text(model), Bind::Text(id), Bind::Text(owner), Bind::Text(data), Bind::Bool(false)];
+    match conn.execute(&sql(conn.dialect(), text), &binds) {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        Err(err) => Err(HubError::database(err)),
+    }
+}
+
+/// Sets a live record's fields, or deletes it (`None`); `false` if
+/// `owner` has no such live record.
+pub fn write_record<C: LogConnection>(
+    conn: &mut C,
+    model: &str,
+    id: &str,
+    owner: &str,
+    data: Option<&str>,
+) -> Result<bool, HubError> {
+    let text = "UPDATE hub_records SET data = ?, deleted = ? WHERE model = ? AND id = ? AND owner = ? AND deleted = ?";
+    let binds =
+        [Bind::OptText(data), Bind::Bool(data.is_none()), Bind::Text(model), Bind::Text(id), Bind::Text(owner), Bind::Bool(false)];
+    Ok(execute(conn, text, &binds)? == 1)
+}
+
+/// Up to `limit` live records of `owner`'s `model` after position `after`,
+/// in the order they were created: (position, record).
+pub fn live_records<C: LogConnection>(
+    conn: &mut C,
+    owner: &str,
+    model: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, RecordRow)>, HubError> {
+    use diesel::QueryableByName;
+    #[derive(QueryableByName)]
+    struct Positioned {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+        #[diesel(embed)]
+        record: RecordRow,
+    }
+    let text = "SELECT seq, id, owner, data, deleted FROM hub_records \
+                WHERE owner = ? AND model = ? AND deleted = ? AND seq > ? ORDER BY seq LIMIT ?";
+    let binds = [Bind::Text(owner), Bind::Text(model), Bind::Bool(false), Bind::BigInt(after), Bind::BigInt(limit)];
+    Ok(load::<C, Positioned>(conn, text, &binds)?.into_iter().map(|p| (p.seq, p.record)).collect())
+}
+
+/// The node's own id of a record, if it gave one.
+pub fn remote_of<C: LogConnection>(conn: &mut C, node_id: &str, record_id: &str) -> Result<Option<String>, HubError> {
+    let text = "SELECT remote_id AS value FROM hub_remotes WHERE node_id = ? AND record_id = ? ORDER BY remote_id";
+    Ok(first::<C, One>(conn, text, &[Bind::Text(node_id), Bind::Text(record_id)])?.map(|one| one.value))
+}
+
+/// The record a node's own id stands for.
+pub fn record_of<C: LogConnection>(conn: &mut C, node_id: &str, remote_id: &str) -> Result<Option<String>, HubError> {
+    let text = "SELECT record_id AS value FROM hub_remotes WHERE node_id = ? AND remote_id = ?";
+    Ok(first::<C, One>(conn, text, &[Bind::Text(node_id), Bind::Text(remote_id)])?.map(|one| one.value))
+}
+
+/// Maps a node's own id to a record: fine if it already is, an error if
+/// it stands for another record.
+pub fn map_remote<C: LogConnection>(conn: &mut C, node_id: &str, remote_id: &str, record_id: &str) -> Result<(), HubError> {
+    match record_of(conn, node_id, remote_id)? {
+        Some(mapped) if mapped == record_id => Ok(()),
+        Some(_) => Err(HubError::bad_request(format!("remote_id already in use: {remote_id}"))),
+        None => {
+            let text = "INSERT INTO hub_remotes (node_id, remote_id, record_id) VALUES (?, ?, ?)";
+            execute(conn, text, &[Bind::Text(node_id), Bind::Text(remote_id), Bind::Text(record_id)]).map(|_| ())
+        }
+    }
+}
+
+/// Stores a new message (its `seq` is the database's).
+pub fn insert_message<C: LogConnection>(conn: &mut C, m: &MessageRow) -> Result<(), HubError> {
+    let text = "INSERT INTO hub_messages (id, network_id, origin_id, destination_id, parent_id, method, payload, \
+                record_id, remote_id, state, created_at, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let binds = [
+        Bind::Text(&m.id),
+        Bind::Text(&m.network_id),
+        Bind::OptText(m.origin_id.as_deref()),
+        Bind::OptText(m.destination_id.as_deref()),
+        Bind::OptText(m.parent_id.as_deref()),
+        Bind::Text(&m.method),
+        Bind::Text(&m.payload),
+        Bind::Text(&m.record_id),
+        Bind::OptText(m.remote_id.as_deref()),
+        Bind::Text(&m.state),
+        Bind::BigInt(m.created_at),
+        Bind::OptBigInt(m.lease_until),
+    ];
+    execute(conn, text, &binds).map(|_| ())
+}
+
+/// The message `id`.
+pub fn message<C: LogConnection>(conn: &mut C, id: &str) -> Result<Option<MessageRow>, HubError> {
+    first(conn, &format!("{MESSAGE} WHERE id = ?"), &[Bind::Text(id)])
+}
+
+/// What a node may be handed: pending, or fetched and not answered within
+/// its lease.
+const DELIVERABLE: &str = "destination_id = ? AND (state = 'pending' OR (state = 'processing' AND lease_until < ?))";
+
+/// The node's next deliverable message, in the order the changes were
+/// accepted, locked for this transaction; another process's fetcher skips
+/// it (`SKIP LOCKED`; SQLite has one writer at a time).
+pub fn next_message<C: LogConnection>(conn: &mut C, node_id: &str, now: i64) -> Result<Option<MessageRow>, HubError> {
+    let lock = if conn.dialect() == Dialect::Sqlite { "" } else { " FOR UPDATE SKIP LOCKED" };
+    let text = format!("{MESSAGE} WHERE {DELIVERABLE} ORDER BY seq LIMIT 1{lock}");
+    first(conn, &text, &[Bind::Text(node_id), Bind::BigInt(now)])
+}
+
+/// How many messages a node may be handed now.
+pub fn deliverable<C: LogConnection>(conn: &mut C, node_id: &str, now: i64) -> Result<i64, HubError> {
+    let text = format!("SELECT COUNT(*) AS n FROM hub_messages WHERE {DELIVERABLE}");
+    Ok(first::<C, Count>(conn, &text, &[Bind::Text(node_id), Bind::BigInt(now)])?.map_or(0, |c| c.n))
+}
+
+/// Sets a message's state (and lease), and records the change.
+pub fn set_state<C: LogConnection>(
+    conn: &mut C,
+    id: &str,
+    state: State,
+    lease_until: Option<i64>,
+    now: i64,
+    note: &str,
+) -> Result<(), HubError> {
+    let text = "UPDATE hub_messages SET state = ?, lease_until = ? WHERE id = ?";
+    execute(conn, text, &[Bind::Text(state.as_str()), Bind::OptBigInt(lease_until), Bind::Text(id)])?;
+    record_change(conn, id, state, now, note)
+}
+
+/// Records a state change of a message.
+pub fn record_change<C: LogConnection>(conn: &mut C, id: &str, state: State, now: i64, note: &str) -> Result<(), HubError> {
+    let text = "INSERT INTO hub_changes (message_id, state, at, note) VALUES (?, ?, ?, ?)";
+    execute(conn, text, &[Bind::Text(id), Bind::Text(state.as_str()), Bind::BigInt(now), Bind::Text(note)]).map(|_| ())
+}
+
+/// A network's messages, in order, after position `after`, at most
+/// `limit`: those in `state`, or all.
+pub fn messages<C: LogConnection>(
+    conn: &mut C,
+    network_id: &str,
+    state: Option<State>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<MessageRow>, HubError> {
+    let filter = if state.is_some() { " AND state = ?" } else { "" };
+    let text = format!("{MESSAGE} WHERE network_id = ? AND seq > ?{filter} ORDER BY seq LIMIT ?");
+    let mut binds = vec![Bind::Text(network_id), Bind::BigInt(after)];
+    if let Some(state) = state {
+        binds.push(Bind::Text(state.as_str()));
+    }
+    binds.push(Bind::BigInt(limit));
+    load(conn, &text, &binds)
+}
+
+/// The state changes of `ids`, oldest first.
+pub fn changes<C: LogConnection>(conn: &mut C, ids: &[&str]) -> Result<Vec<ChangeRow>, HubError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let text = format!("SELECT message_id, state, at, note FROM hub_changes WHERE message_id IN ({marks}) ORDER BY seq");
+    let binds: Vec<Bind> = ids.iter().map(|id| Bind::Text(id)).collect();
+    load(conn, &text, &binds)
+}
+
+/// How many messages a network has in each state.
+pub fn state_counts<C: LogConnection>(conn: &mut C) -> Result<Vec<(String, i64)>, HubError> {
+    #[derive(diesel::QueryableByName)]
+    struct ByState {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        state: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let rows: Vec<ByState> =
+        load(conn, "SELECT state, COUNT(*) AS n FROM hub_messages WHERE destination_id IS NOT NULL GROUP BY state", &[])?;
+    Ok(rows.into_iter().map(|r| (r.state, r.n)).collect())
+}
