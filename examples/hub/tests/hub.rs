@@ -10,7 +10,8 @@ use mobync_tests::http::{self as phone_http, HttpServer};
 use mobync_tests::spawn::Spawned;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 const ADMIN: &str = "admin-token-of-the-tests";
@@ -40,6 +41,11 @@ impl Hub {
 
 /// One HTTP call: the status and the JSON body (`Null` when empty).
 fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Value>) -> (u16, Value) {
+    try_call(method, url, headers, body).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// One HTTP call, or what kept it from being answered.
+fn try_call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Value>) -> Result<(u16, Value), String> {
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
     let mut request = agent.request(method, url);
     for (k, v) in headers {
@@ -51,12 +57,12 @@ fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Value>) 
     };
     let response = match result {
         Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(err) => panic!("{method} {url}: {err}"),
+        Err(err) => return Err(format!("{method} {url}: {err}")),
     };
     let status = response.status();
-    let text = response.into_string().unwrap_or_default();
-    let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")) };
-    (status, json)
+    let text = response.into_string().map_err(|e| format!("{method} {url}: {e}"))?;
+    let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))? };
+    Ok((status, json))
 }
 
 /// The admin API.
@@ -97,9 +103,13 @@ struct Node {
 
 impl Node {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.try_call(method, path, body).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
         let auth = format!("Bearer {}", self.token);
         let headers = [("X-Sync-Network-Id", self.network.as_str()), ("X-Sync-Node-Id", self.id.as_str()), ("Authorization", auth.as_str())];
-        call(method, &format!("{}/messages{path}", self.base), &headers, body)
+        try_call(method, &format!("{}/messages{path}", self.base), &headers, body)
     }
 
     fn send(&self, body: Value) -> (u16, Value) {
@@ -434,6 +444,106 @@ fn two_server_processes_and_two_fetchers_per_node_deliver_each_message_once_per_
         assert_eq!((ids.len(), distinct.len()), (MESSAGES, MESSAGES), "{}: every message exactly once", reader.id);
         assert_eq!(reader.pending(), 0);
     }
+}
+
+#[test]
+fn killed_three_times_under_traffic_the_hub_delivers_each_accepted_change_once() {
+    for backend in dbs::backends() {
+        survives_kills(backend);
+    }
+}
+
+/// A node sends creates (each with its own id, so a create whose answer
+/// was lost is sent again and refused as existing), another fetches and
+/// acknowledges, and the server is killed (SIGKILL) three times meanwhile.
+/// Each change is accepted once and delivered as one message, whatever
+/// answers were lost.
+fn survives_kills(backend: Backend) {
+    const CHANGES: usize = 120;
+    let env = [("ROCKET_HUB", "{lease=1}")];
+    let Some(mut hub) = Hub::start(backend, &env) else { return };
+    let admin = Admin(&hub);
+    let network = admin.network(json!({"name": "customers", "schema": customers()}));
+    let id = network["id"].as_str().expect("id").to_string();
+    let source = admin.node(&id, "source", [true, false, false, false]);
+    let reader = admin.node(&id, "reader", [false, true, false, false]);
+    let base = Arc::new(RwLock::new(hub.base().to_string()));
+    let at = |node: &Node, base: &RwLock<String>| Node { base: base.read().expect("base").clone(), ..node.clone() };
+    let sent = Arc::new(AtomicBool::new(false));
+    let lost = Arc::new(AtomicUsize::new(0));
+
+    let sender = {
+        let (base, sent, lost) = (base.clone(), sent.clone(), lost.clone());
+        std::thread::spawn(move || {
+            for i in 0..CHANGES {
+                let body = json!({"method": "create", "payload": {"firstName": format!("f{i}"), "lastName": "x"}, "remote_id": format!("r{i}")});
+                loop {
+                    match at(&source, &base).try_call("POST", "", Some(body.clone())) {
+                        Ok((201, _)) => break,
+                        Ok((400, answer)) if answer.to_string().contains("existing record") => break,
+                        Ok((status, answer)) => panic!("{backend:?}: send {i}: {status} {answer}"),
+                        Err(_) => {
+                            lost.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                }
+            }
+            sent.store(true, Ordering::SeqCst);
+        })
+    };
+    let fetcher = {
+        let (base, sent, reader) = (base.clone(), sent.clone(), reader.clone());
+        std::thread::spawn(move || {
+            let mut received: BTreeMap<String, String> = BTreeMap::new();
+            loop {
+                let node = at(&reader, &base);
+                match node.try_call("POST", "/next", None) {
+                    Ok((200, message)) => {
+                        let id = message["id"].as_str().expect("id").to_string();
+                        received.insert(id.clone(), message["payload"]["firstName"].as_str().expect("name").to_string());
+                        // An acknowledgement whose answer was lost is sent
+                        // again (to whichever server is up): twice is harmless.
+                        loop {
+                            match at(&reader, &base).try_call("PATCH", &format!("/{id}"), Some(json!({"success": true}))) {
+                                Ok((200, _)) => break,
+                                Ok((status, answer)) => panic!("{backend:?}: acknowledge: {status} {answer}"),
+                                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                            }
+                        }
+                    }
+                    Ok((204, _)) if sent.load(Ordering::SeqCst) => {
+                        // A message fetched by a server killed before it
+                        // answered waits out its lease (1 s), then counts
+                        // as pending again.
+                        std::thread::sleep(Duration::from_millis(1_200));
+                        if let Ok((200, count)) = at(&reader, &base).try_call("GET", "/pending", None) {
+                            if count == 0 {
+                                return received;
+                            }
+                        }
+                    }
+                    Ok((204, _)) | Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                    Ok((status, answer)) => panic!("{backend:?}: next: {status} {answer}"),
+                }
+            }
+        })
+    };
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(300));
+        hub.process.kill();
+        hub = Hub::on(hub.db.clone(), &env);
+        *base.write().expect("base") = hub.base().to_string();
+    }
+    sender.join().expect("the sender");
+    let received = fetcher.join().expect("the fetcher");
+    assert!(lost.load(Ordering::SeqCst) > 0, "{backend:?}: the kills fell while the node was sending");
+    let names: HashSet<&String> = received.values().collect();
+    assert_eq!((received.len(), names.len()), (CHANGES, CHANGES), "{backend:?}: one message per change: {received:?}");
+    let (_, history) = Admin(&hub).call("GET", &format!("/networks/{id}/messages?state=acknowledged&limit=1000"), None);
+    let states: Vec<(&Value, &Value)> = history["messages"].as_array().expect("messages").iter().map(|m| (&m["payload"]["firstName"], &m["destination_id"])).collect();
+    let delivered = states.iter().filter(|(_, to)| **to == json!(reader.id)).count();
+    assert_eq!(delivered, CHANGES, "{backend:?}: acknowledged (name, destination): {states:?}");
 }
 
 #[test]
