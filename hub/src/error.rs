@@ -44,7 +44,7 @@ impl HubError {
 
     /// 500: the detail is logged, never answered.
     pub fn internal(detail: impl fmt::Display) -> Self {
-        log::error!("mobync hub internal error: {detail}");
+        tracing::error!("mobync hub internal error: {detail}");
         Self::new(500, "internal", "internal server error")
     }
 

@@ -309,16 +309,16 @@ where
             match rocket.figment().clone().join(Serialized::default("hub", HubConfig::default())).extract_inner("hub") {
                 Ok(config) => config,
                 Err(err) => {
-                    log::error!("mobync hub: bad `hub` configuration: {err}");
+                    tracing::error!("mobync hub: bad `hub` configuration: {err}");
                     return Err(rocket);
                 }
             };
         if self.inner.admin_token.len() < 16 {
-            log::error!("mobync hub: the admin token must be at least 16 characters");
+            tracing::error!("mobync hub: the admin token must be at least 16 characters");
             return Err(rocket);
         }
         let Some(running) = self.inner.sync.running() else {
-            log::error!("mobync hub: attach the sync fairing before the hub's");
+            tracing::error!("mobync hub: attach the sync fairing before the hub's");
             return Err(rocket);
         };
         if config.migrate {
@@ -327,9 +327,9 @@ where
                 conn.run_migrations(source).map_err(|e| e.to_string())
             });
             match migrated.await {
-                Ok(Ok(())) => log::info!("mobync hub: migrations done"),
+                Ok(Ok(())) => tracing::info!("mobync hub: migrations done"),
                 Ok(Err(err)) | Err(mobync::SyncError { message: err, .. }) => {
-                    log::error!("mobync hub: migrations failed: {err}");
+                    tracing::error!("mobync hub: migrations failed: {err}");
                     return Err(rocket);
                 }
             }

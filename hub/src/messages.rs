@@ -129,7 +129,8 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         sql::insert_message(conn, &sent)?;
         sql::record_change(conn, &sent.id, State::Processing, now, "")?;
         let owner = self.owner_of(network)?;
-        engine.apply_within(conn, None, vec![diff], &owner)?;
+        let (_, report) = engine.apply_within(conn, None, vec![diff], &owner)?;
+        mobync::db::after_commit(move || report.emit());
         if let Some(remote) = &send.remote_id {
             sql::map_remote(conn, &node.id, remote, &record_id)?;
         }
@@ -262,7 +263,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
                     sql::record_change(conn, &message.id, State::Pending, now, "re-sync")?;
                 }
                 queued += records.len();
-                log::info!("mobync hub: re-sync of node {} of network {}: {queued} records queued", node.id, network.id);
+                tracing::info!("mobync hub: re-sync of node {} of network {}: {queued} records queued", node.id, network.id);
             }
             Ok(queued)
         })

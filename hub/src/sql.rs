@@ -5,6 +5,7 @@
 use crate::model::{ChangeRow, Count, MessageRow, NetworkRow, NodeRow, One, RecordRow, State};
 use crate::HubError;
 use mobync::db::{AnyRow, Bind, Dialect, LogConnection};
+use mobync::observe::names;
 
 /// `sql` with its `?` placeholders as the dialect writes them.
 fn sql(d: Dialect, text: &str) -> String {
@@ -269,7 +270,10 @@ pub fn set_state<C: LogConnection>(
 /// Records a state change of a message.
 pub fn record_change<C: LogConnection>(conn: &mut C, id: &str, state: State, now: i64, note: &str) -> Result<(), HubError> {
     let text = "INSERT INTO hub_changes (message_id, state, at, note) VALUES (?, ?, ?, ?)";
-    execute(conn, text, &[Bind::Text(id), Bind::Text(state.as_str()), Bind::BigInt(now), Bind::Text(note)]).map(|_| ())
+    execute(conn, text, &[Bind::Text(id), Bind::Text(state.as_str()), Bind::BigInt(now), Bind::Text(note)])?;
+    let state = state.as_str();
+    mobync::db::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => state).increment(1));
+    Ok(())
 }
 
 /// A network's messages, in order, after position `after`, at most
@@ -300,18 +304,4 @@ pub fn changes<C: LogConnection>(conn: &mut C, ids: &[&str]) -> Result<Vec<Chang
     let text = format!("SELECT message_id, state, at, note FROM hub_changes WHERE message_id IN ({marks}) ORDER BY seq");
     let binds: Vec<Bind> = ids.iter().map(|id| Bind::Text(id)).collect();
     load(conn, &text, &binds)
-}
-
-/// How many messages a network has in each state.
-pub fn state_counts<C: LogConnection>(conn: &mut C) -> Result<Vec<(String, i64)>, HubError> {
-    #[derive(diesel::QueryableByName)]
-    struct ByState {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        state: String,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let rows: Vec<ByState> =
-        load(conn, "SELECT state, COUNT(*) AS n FROM hub_messages WHERE destination_id IS NOT NULL GROUP BY state", &[])?;
-    Ok(rows.into_iter().map(|r| (r.state, r.n)).collect())
 }

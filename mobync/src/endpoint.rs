@@ -28,6 +28,7 @@
 
 use crate::db::{DieselStore, LogConnection, Tables};
 use crate::engine::Mobync;
+use crate::observe::Report;
 use crate::error::SyncError;
 use crate::owner::Owner;
 use crate::protocol::wire::decode_diff;
@@ -137,8 +138,18 @@ impl<C: LogConnection, O: Owner> Endpoint<C, O> {
     /// 400, its consistency 422, the app's rules 403), the merge and the
     /// writes. All or nothing.
     pub fn sync(&self, conn: &mut C, envelope: Envelope) -> Result<SyncResponse, SyncError> {
+        self.sync_noting(conn, envelope, &mut Report::default())
+    }
+
+    /// [`sync`](Endpoint::sync), noting in `report` what it finds and does
+    /// as it goes (the owner, the cursor, the diffs received, applied,
+    /// dropped and sent, the clock): on a failure, what it got to.
+    pub fn sync_noting(&self, conn: &mut C, envelope: Envelope, report: &mut Report) -> Result<SyncResponse, SyncError> {
+        report.received = envelope.diffs.len();
         let owner = self.authenticate(conn, envelope.auth_token.as_deref())?;
+        report.owner = Some(owner.key().into_owned());
         let cursor = envelope.cursor.value()?;
+        report.cursor = Some(cursor);
         let clock = self.engine.check_cursor(conn, &owner, cursor)?;
         self.engine.check_size(envelope.diffs.len())?;
         let mut diffs = Vec::with_capacity(envelope.diffs.len());
@@ -152,6 +163,6 @@ impl<C: LogConnection, O: Owner> Endpoint<C, O> {
                 }
             }
         }
-        self.engine.apply_from(conn, cursor, clock, diffs, shape_fault, &owner)
+        self.engine.apply_noting(conn, cursor, clock, diffs, shape_fault, &owner, report)
     }
 }

@@ -10,6 +10,7 @@ mod faults;
 
 use crate::error::SyncError;
 use crate::merge::{merge_owned, Merge};
+use crate::observe::Report;
 use crate::owner::Owner;
 use crate::protocol::{Diff, JsonObject, OperationType, SyncResponse};
 use std::collections::{HashMap, HashSet};
@@ -224,6 +225,22 @@ where
         undecoded: Option<SyncError>,
         owner: &Sy::Owner,
     ) -> Result<SyncResponse, SyncError> {
+        self.apply_noting(conn, cursor, clock, diffs, undecoded, owner, &mut Report::default())
+    }
+
+    /// [`apply_from`](Mobync::apply_from), noting in `report` the diffs it
+    /// applied and dropped (once committed), what it sent and the clock.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_noting(
+        &self,
+        conn: &mut St::Conn,
+        cursor: i64,
+        clock: i64,
+        diffs: Vec<Diff>,
+        undecoded: Option<SyncError>,
+        owner: &Sy::Owner,
+        report: &mut Report,
+    ) -> Result<SyncResponse, SyncError> {
         if let Err((at, err)) = self.check_batch(&diffs) {
             return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
         }
@@ -234,10 +251,16 @@ where
         if let Some((at, err)) = reading.rowless.take() {
             return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
         }
-        if reading.merge.apply.is_empty() && reading.dropped.is_empty() {
-            return Ok(SyncResponse::ok(reading.clock, reading.merge.send));
-        }
-        self.store.write(conn, |conn| self.write(conn, cursor, &diffs, owner, reading))
+        let answer = if reading.merge.apply.is_empty() && reading.dropped.is_empty() {
+            SyncResponse::ok(reading.clock, reading.merge.send)
+        } else {
+            let (answer, noted) = self.store.write(conn, |conn| self.write(conn, cursor, &diffs, owner, reading))?;
+            report.absorb(noted);
+            answer
+        };
+        report.sent = answer.diffs.len();
+        report.clock = Some(answer.logical_clock);
+        Ok(answer)
     }
 
     /// [`apply`](Mobync::apply) inside a write transaction the caller opened
@@ -246,14 +269,16 @@ where
     /// without looking for an earlier one in the request.
     ///
     /// `cursor` `None` is the owner's clock: the caller has seen everything
-    /// (its diffs meet no stored diff in the merge).
+    /// (its diffs meet no stored diff in the merge). Beside the answer, the
+    /// [`Report`] of the diffs it applied and dropped, for the caller to
+    /// [emit](Report::emit) once its transaction committed.
     pub fn apply_within(
         &self,
         conn: &mut St::Conn,
         cursor: Option<i64>,
         diffs: Vec<Diff>,
         owner: &Sy::Owner,
-    ) -> Result<SyncResponse, SyncError> {
+    ) -> Result<(SyncResponse, Report), SyncError> {
         let key = owner.key();
         if key.is_empty() {
             return Err(SyncError::unauthenticated("no owner was authenticated"));
@@ -351,7 +376,7 @@ where
         diffs: &[Diff],
         owner: &Sy::Owner,
         mut reading: Reading,
-    ) -> Result<SyncResponse, SyncError> {
+    ) -> Result<(SyncResponse, Report), SyncError> {
         let key = owner.key();
         let clock = self.store.lock_clock(conn, &key)?;
         if clock != reading.clock {
@@ -371,8 +396,14 @@ where
         self.sync.write_all(conn, owner, &apply)?;
         let dropped: Vec<&str> = dropped.iter().map(String::as_str).collect();
         self.store.record(conn, &key, clock, &apply, &dropped)?;
+        let mut noted = Report::default();
+        noted.note_applied(&apply);
+        let dropped: HashSet<&str> = dropped.into_iter().collect();
+        noted.note_dropped(diffs.iter().filter(|d| dropped.contains(d.id.as_str())));
         let clock = if apply.is_empty() { clock } else { clock + 1 };
-        Ok(SyncResponse::ok(clock, send))
+        noted.sent = send.len();
+        noted.clock = Some(clock);
+        Ok((SyncResponse::ok(clock, send), noted))
     }
 }
 

@@ -135,7 +135,7 @@ impl SyncError {
 
     /// 500 `internal`. The detail goes to the log, never to the client.
     pub fn internal(detail: impl fmt::Display) -> Self {
-        log::error!("mobync internal error: {detail}");
+        tracing::error!("mobync internal error: {detail}");
         Self::new(ErrorKind::Internal, "internal server error")
     }
 
@@ -146,7 +146,7 @@ impl SyncError {
 
     /// 503 `unavailable`: the cause is logged, the client told to retry.
     pub fn unavailable(detail: impl fmt::Display) -> Self {
-        log::warn!("mobync: unavailable: {detail}");
+        tracing::warn!("mobync: unavailable: {detail}");
         Self::new(ErrorKind::Unavailable, "the server cannot answer now; retry later")
     }
 

@@ -26,10 +26,13 @@
 //! Configuration comes from Rocket's figment, table `mobync` (`Rocket.toml`
 //! or `ROCKET_MOBYNC='{path="/api/sync"}'`), see [`Config`].
 
+mod audit;
 mod http;
+mod ready;
 mod source;
 
 pub use http::{read_body, ApiError, RETRY_AFTER_SECONDS};
+pub use ready::Ready;
 #[cfg(feature = "sync-db-pools")]
 pub use source::DatabaseSource;
 pub use source::{with_connection, Connections, Job, PoolSource};
@@ -38,19 +41,22 @@ use crate::db::{migrations, LogConnection, Pool, Tables};
 use crate::endpoint::{Authenticator, Endpoint, Envelope};
 use crate::engine::DEFAULT_MAX_DIFFS;
 use crate::error::SyncError;
+use crate::observe::{self, names, Report};
 use crate::owner::Owner;
-use crate::protocol::SyncResponse;
 use crate::syncable::Models;
 use rocket::data::{ByteUnit, Data, ToByteUnit};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::figment::providers::Serialized;
-use rocket::http::Method;
-use rocket::request::Request;
+use rocket::http::{Header, Method};
+use rocket::request::{self, FromRequest, Request};
+use rocket::response::{self as response, Responder};
 use rocket::route::{Handler, Outcome, Route};
 use rocket::serde::{Deserialize, Serialize};
 use rocket::{Build, Rocket};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tracing::field::Empty;
+use tracing::Instrument;
 
 /// A successful sync's answer, as JSON.
 #[derive(Debug)]
@@ -59,6 +65,50 @@ pub struct SyncAnswer(pub Vec<u8>);
 impl<'r> rocket::response::Responder<'r, 'static> for SyncAnswer {
     fn respond_to(self, req: &'r Request<'_>) -> rocket::response::Result<'static> {
         (rocket::http::ContentType::JSON, self.0).respond_to(req)
+    }
+}
+
+/// A request's id: its `X-Request-Id` header if usable (1 to 128 visible
+/// ASCII characters), else a new one. A request guard, for an app's own
+/// sync route (see [`SyncFairing::without_route`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// A new id.
+    pub fn new() -> Self {
+        RequestId(observe::new_request_id())
+    }
+
+    /// The id of `req`.
+    pub fn of(req: &Request<'_>) -> Self {
+        RequestId(observe::request_id_or_new(req.headers().get_one("X-Request-Id")))
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for RequestId {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        request::Outcome::Success(RequestId::of(req))
+    }
+}
+
+/// An answer carrying its request's id in the `X-Request-Id` header.
+pub struct WithRequestId<R>(pub R, pub RequestId);
+
+impl<'r, R: Responder<'r, 'static>> Responder<'r, 'static> for WithRequestId<R> {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let mut response = self.0.respond_to(req)?;
+        response.set_header(Header::new("X-Request-Id", self.1 .0));
+        Ok(response)
     }
 }
 
@@ -106,6 +156,12 @@ pub struct Config {
     pub pool_wait: f64,
     /// Run mobync's migrations at ignition. Default `true`.
     pub migrate: bool,
+    /// The audit API's bearer token (at least 16 characters); the API is
+    /// off without one. Default none.
+    pub admin_token: Option<String>,
+    /// Where the audit API is mounted (`<admin_path>/owners/...`). Default
+    /// `/admin`.
+    pub admin_path: String,
 }
 
 impl Default for Config {
@@ -118,6 +174,8 @@ impl Default for Config {
             read_timeout: 30.0,
             pool_wait: 5.0,
             migrate: true,
+            admin_token: None,
+            admin_path: "/admin".into(),
         }
     }
 }
@@ -202,7 +260,7 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
     /// state, `&State<SyncFairing<C, O>>`):
     ///
     /// ```no_run
-    /// # use mobync::{db::DbConnection, fairing::{ApiError, SyncAnswer}, SyncFairing};
+    /// # use mobync::{db::DbConnection, fairing::{ApiError, RequestId, SyncAnswer, WithRequestId}, SyncFairing};
     /// # use rocket::{data::Data, State};
     /// # struct ApiKey;
     /// # #[rocket::async_trait]
@@ -211,9 +269,9 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
     /// #     async fn from_request(_: &'r rocket::Request<'_>) -> rocket::request::Outcome<Self, ()> { rocket::request::Outcome::Success(ApiKey) }
     /// # }
     /// #[rocket::post("/sync", data = "<data>")]
-    /// async fn sync(_key: ApiKey, sync: &State<SyncFairing<DbConnection, String>>, data: Data<'_>)
-    ///     -> Result<SyncAnswer, ApiError> {
-    ///     sync.respond(data).await
+    /// async fn sync(_key: ApiKey, id: RequestId, sync: &State<SyncFairing<DbConnection, String>>, data: Data<'_>)
+    ///     -> WithRequestId<Result<SyncAnswer, ApiError>> {
+    ///     WithRequestId(sync.respond_as(&id, data).await, id)
     /// }
     /// ```
     pub fn without_route(mut self) -> Self {
@@ -251,24 +309,104 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
         self.shared.live.get().cloned().map(Running)
     }
 
-    /// Answers one sync request whose body is `data`: what the route does.
+    /// The readiness route: `rocket.mount("/ready", sync.ready())` (see
+    /// [`Ready`]).
+    pub fn ready(&self) -> Ready<C, O> {
+        Ready(self.clone())
+    }
+
+    /// Answers one sync request whose body is `data`, under a new request id.
     pub async fn respond(&self, data: Data<'_>) -> Result<SyncAnswer, ApiError> {
-        let live = self.shared.live.get().cloned().ok_or_else(|| SyncError::internal("the sync fairing is not ignited"))?;
-        let deadline = seconds(live.config.read_timeout, "read_timeout").map_err(SyncError::internal)?;
-        let body = read_body(data, live.config.body_limit, deadline).await?;
-        let envelope = Envelope::parse(&body)?;
-        drop(body);
+        self.respond_as(&RequestId::new(), data).await
+    }
+
+    /// Answers one sync request whose body is `data`: what the route does.
+    /// One `sync` span (see [`crate::observe`]), the metrics of
+    /// [`names`], one log event at its end.
+    pub async fn respond_as(&self, id: &RequestId, data: Data<'_>) -> Result<SyncAnswer, ApiError> {
+        let span = tracing::info_span!(
+            "sync",
+            request_id = %id.0,
+            owner = Empty,
+            cursor = Empty,
+            received = Empty,
+            applied = Empty,
+            dropped = Empty,
+            sent = Empty,
+            clock = Empty,
+            status = Empty,
+            code = Empty,
+            db_ms = Empty,
+            duration_ms = Empty,
+        );
+        let started = Instant::now();
+        let (result, report, db_time) = self.serve(data, span.clone()).instrument(span.clone()).await;
+        let status = result.as_ref().map_or_else(|err| err.kind.status(), |_| 200);
+        let elapsed = started.elapsed();
+        report.record_on(&span);
+        span.record("status", status);
+        span.record("duration_ms", elapsed.as_secs_f64() * 1e3);
+        metrics::counter!(names::SYNCS, "status" => status.to_string()).increment(1);
+        metrics::histogram!(names::SYNC_SECONDS).record(elapsed.as_secs_f64());
+        if let Some(db) = db_time {
+            span.record("db_ms", db.as_secs_f64() * 1e3);
+            metrics::histogram!(names::SYNC_DB_SECONDS).record(db.as_secs_f64());
+        }
+        report.emit();
+        span.in_scope(|| match &result {
+            Ok(answer) => {
+                metrics::histogram!(names::ANSWER_BYTES).record(answer.0.len() as f64);
+                tracing::info!(status, "sync");
+            }
+            Err(err) => {
+                span.record("code", err.kind.code());
+                if status >= 500 {
+                    tracing::error!(status, code = err.kind.code(), "sync failed");
+                } else {
+                    tracing::info!(status, code = err.kind.code(), "sync refused");
+                }
+            }
+        });
+        result.map_err(ApiError)
+    }
+
+    /// The sync, and what it noted: the report, and the time its database
+    /// part took (`None` if it got no connection).
+    async fn serve(&self, data: Data<'_>, span: tracing::Span) -> (Result<SyncAnswer, SyncError>, Report, Option<Duration>) {
+        let Some(live) = self.shared.live.get().cloned() else {
+            return (Err(SyncError::internal("the sync fairing is not ignited")), Report::default(), None);
+        };
+        let read = match seconds(live.config.read_timeout, "read_timeout") {
+            Ok(deadline) => read_body(data, live.config.body_limit, deadline).await,
+            Err(err) => Err(SyncError::internal(err)),
+        };
+        let envelope = match read.and_then(|body| Envelope::parse(&body)) {
+            Ok(envelope) => envelope,
+            Err(err) => return (Err(err), Report::default(), None),
+        };
         let source = live.source.clone();
         // The answer is written as JSON on the blocking thread too.
-        let answer = with_connection(&*source, move |conn| live.endpoint.sync(conn, envelope).map(SyncResponse::into_json));
-        Ok(SyncAnswer(answer.await??))
+        let ran = with_connection(&*source, move |conn| {
+            let _entered = span.enter();
+            let started = Instant::now();
+            let mut report = Report::default();
+            let answer = live.endpoint.sync_noting(conn, envelope, &mut report);
+            let db_time = started.elapsed();
+            (answer.map(|answer| SyncAnswer(answer.into_json())), report, db_time)
+        });
+        match ran.await {
+            Ok((answer, report, db_time)) => (answer, report, Some(db_time)),
+            Err(err) => (Err(err), Report::default(), None),
+        }
     }
 }
 
 #[rocket::async_trait]
 impl<C: LogConnection, O: Owner> Handler for SyncFairing<C, O> {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
-        Outcome::from(req, self.respond(data).await)
+        let id = RequestId::of(req);
+        let answer = self.respond_as(&id, data).await;
+        Outcome::from(req, WithRequestId(answer, id))
     }
 }
 
@@ -293,7 +431,7 @@ impl<C: LogConnection, O: Owner> Fairing for SyncFairing<C, O> {
         match self.ignite(&rocket).await {
             Ok(()) => Ok(self.mount(rocket)),
             Err(err) => {
-                log::error!("mobync: {err}");
+                tracing::error!("mobync: {err}");
                 Err(rocket)
             }
         }
@@ -316,6 +454,12 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
             return Err(format!("`path` {:?} is not an absolute URI path", config.path));
         }
         seconds(config.read_timeout, "read_timeout")?;
+        if config.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err("`admin_token` must be at least 16 characters".into());
+        }
+        if rocket::http::uri::Origin::parse(&config.admin_path).is_err() || !config.admin_path.starts_with('/') {
+            return Err(format!("`admin_path` {:?} is not an absolute URI path", config.admin_path));
+        }
         let source: Arc<dyn Connections<C>> = match parts.source {
             Source::Pool(pool) => Arc::new(PoolSource { pool, wait: seconds(config.pool_wait, "pool_wait")? }),
             #[cfg(feature = "sync-db-pools")]
@@ -337,7 +481,13 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
     /// the configured path unless the app mounted it or takes care of it,
     /// and the JSON catchers where it is.
     fn mount(&self, rocket: Rocket<Build>) -> Rocket<Build> {
-        let rocket = rocket.manage(self.clone());
+        let mut rocket = rocket.manage(self.clone());
+        if let Some(live) = self.shared.live.get() {
+            if let Some(token) = live.config.admin_token.clone() {
+                let base = format!("{}/owners", live.config.admin_path.trim_end_matches('/'));
+                rocket = rocket.mount(base.as_str(), audit::Audit { live: live.clone(), token });
+            }
+        }
         if !self.shared.mount {
             return rocket;
         }

@@ -30,6 +30,7 @@ pub mod error;
 pub mod fairing;
 pub mod memory;
 pub mod merge;
+pub mod observe;
 pub mod owner;
 pub mod protocol;
 pub mod syncable;

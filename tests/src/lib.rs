@@ -2,6 +2,7 @@
 //! ([`dbs`]), synced models to test with ([`models`]) and a device that
 //! syncs over real HTTP ([`http`]).
 
+pub mod cluster;
 pub mod dbs;
 pub mod http;
 pub mod models;

@@ -107,7 +107,7 @@ impl Spawned {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// What the server wrote to stdout so far (Rocket's log goes there).
+    /// What the server wrote to stdout so far.
     pub fn stdout(&self) -> String {
         self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
     }
@@ -120,6 +120,11 @@ impl Spawned {
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// How the process exited, if it has.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Kills the process (SIGKILL) and waits for it.

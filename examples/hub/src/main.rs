@@ -16,6 +16,9 @@ async fn main() {
         eprintln!("hub: set HUB_ADMIN_TOKEN to the admin API's bearer token (at least 16 characters), e.g.\n  HUB_ADMIN_TOKEN=$(openssl rand -hex 16) cargo run -p hub");
         std::process::exit(1);
     };
+    if let Err(err) = mobync::observe::init_logging() {
+        eprintln!("hub: {err}");
+    }
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "hub.sqlite".into());
     let run = async {
         let app = todo::App::new(&url)?;

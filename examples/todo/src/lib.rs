@@ -1,5 +1,6 @@
 //! mobync's example: the sync server of a todo app, with two synced models
-//! (`task`, `project`), sign-up, and a health route.
+//! (`task`, `project`), sign-up, health and readiness routes, Prometheus
+//! metrics, and the audit API when `MOBYNC_ADMIN_TOKEN` is set.
 
 pub mod accounts;
 pub mod models;
@@ -7,6 +8,8 @@ pub mod rules;
 
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use mobync::db::{self, DbConnection, Dialect, Pool, PoolSettings};
+use mobync::observe::Prometheus;
+use std::sync::OnceLock;
 use mobync::{Models, SyncFairing};
 use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
@@ -69,14 +72,37 @@ impl App {
         SyncFairing::new(self.pool.clone(), models, accounts::authenticate)
     }
 
-    /// The server: `/signup`, `/health`, JSON errors, and `sync` attached.
+    /// The server: `/signup`, `/health`, `/ready`, `/metrics` (Prometheus
+    /// text), JSON errors, and `sync` attached; the audit API under
+    /// `/admin/owners` when `MOBYNC_ADMIN_TOKEN` is set (at least 16
+    /// characters, else the server does not start).
     pub fn rocket(&self, sync: SyncFairing<DbConnection, String>) -> Rocket<Build> {
-        rocket::build()
+        let mut figment = rocket::Config::figment();
+        if let Some(token) = std::env::var("MOBYNC_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
+            figment = figment.merge(("mobync.admin_token", token));
+        }
+        let rocket = rocket::custom(figment)
             .manage(self.pool.clone())
             .mount("/", routes![accounts::signup, health])
-            .register("/", catchers![error])
-            .attach(sync)
+            .mount("/ready", sync.ready())
+            .register("/", catchers![error]);
+        match metrics() {
+            Some(metrics) => rocket.mount("/metrics", metrics),
+            None => rocket,
+        }
+        .attach(sync)
     }
+}
+
+/// The process's Prometheus recorder, installed by the first call (`None`
+/// if another recorder was installed first).
+fn metrics() -> Option<Prometheus> {
+    static METRICS: OnceLock<Option<Prometheus>> = OnceLock::new();
+    METRICS
+        .get_or_init(|| {
+            Prometheus::install().map_err(|err| rocket::warn!("todo: no /metrics: {err}")).ok()
+        })
+        .clone()
 }
 
 #[get("/health")]

@@ -1,9 +1,13 @@
 //! `cargo run -p todo`: the example server on 127.0.0.1:8000 (`ROCKET_PORT`,
 //! `ROCKET_ADDRESS` override) and a SQLite file `todo.sqlite` (`DATABASE_URL`
-//! overrides; `postgres://…` or `mysql://…` selects that backend).
+//! overrides; `postgres://…` or `mysql://…` selects that backend). The
+//! audit API is on with `MOBYNC_ADMIN_TOKEN`.
 
 #[rocket::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // One log stream (RUST_LOG filters it, default `info`): mobync's spans
+    // and Rocket's lines.
+    mobync::observe::init_logging()?;
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "todo.sqlite".into());
     todo::rocket(&url)?.attach(mobync::fairing::Announce("todo")).launch().await?;
     Ok(())

@@ -17,6 +17,7 @@ use diesel::prelude::*;
 use mobync::client::Device;
 use mobync::db::schema::{diffs, diffs_dropped};
 use mobync::SyncResponse;
+use mobync_tests::cluster::Cluster;
 use mobync_tests::dbs::{self, Backend, TestDb};
 use mobync_tests::http;
 use serde_json::json;
@@ -207,76 +208,9 @@ fn killed_and_restarted_many_times() {
     }
 }
 
-/// A PostgreSQL cluster of the test's own (initdb, pg_ctl, as the
-/// `postgres` user), stopped and removed on drop.
-struct Cluster {
-    dir: std::path::PathBuf,
-    bin: std::path::PathBuf,
-    port: u16,
-}
-
-impl Cluster {
-    fn start() -> Result<Cluster, String> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .map_err(|e| format!("/usr/lib/postgresql: {e}"))?
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|p| p.join("pg_ctl").exists())
-            .max()
-            .ok_or("no PostgreSQL binaries")?;
-        let dir = std::env::temp_dir().join(format!("mobync-crash-pg-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        run("chown", &["postgres", &dir.display().to_string()])?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-        let data = dir.join("data").display().to_string();
-        run("runuser", &["-u", "postgres", "--", &bin.join("initdb").display().to_string(), "-A", "trust", "-U", "postgres", "-D", &data])?;
-        let cluster = Cluster { dir, bin, port };
-        cluster.pg_ctl(&["start"])?;
-        Ok(cluster)
-    }
-
-    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
-        let data = self.dir.join("data").display().to_string();
-        let log = self.dir.join("log").display().to_string();
-        let options = format!("-p {} -k /tmp -c listen_addresses=127.0.0.1", self.port);
-        let pg_ctl = self.bin.join("pg_ctl").display().to_string();
-        let mut all = vec!["-u", "postgres", "--", pg_ctl.as_str(), "-D", &data, "-o", &options, "-l", &log, "-w"];
-        all.extend(args);
-        run("runuser", &all)
-    }
-
-    fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.pg_ctl(&["stop", "-m", "immediate"]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
 #[test]
 fn postgresql_restarted_under_a_running_server_is_503_meanwhile_never_500_or_401() {
-    let cluster = match Cluster::start() {
-        Ok(cluster) => cluster,
-        Err(err) if dbs::in_ci() => panic!("a PostgreSQL cluster of the test's own is required under CI: {err}"),
-        Err(err) => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr().lock(), "SKIPPED postgresql_restarted_under_a_running_server: {err}");
-            return;
-        }
-    };
+    let Some(cluster) = Cluster::start_or_skip("postgresql_restarted_under_a_running_server") else { return };
     let db = TestDb::create(Backend::Postgres, &cluster.admin_url(), "crash".into()).expect("a database");
     let db = Arc::new(db);
     let server = TodoServer::on(db.clone());

@@ -202,7 +202,16 @@ macro_rules! log_connection {
 
             fn run_migrations(&mut self, source: super::migrations::MobyncMigrations) -> migration::Result<()> {
                 use diesel_migrations::MigrationHarness;
-                self.run_pending_migrations(source).map(|_| ())
+                let pending = self.pending_migrations(source)?;
+                let total = pending.len();
+                for (done, migration) in pending.iter().enumerate() {
+                    tracing::info!("mobync: migration {}/{total}: {}", done + 1, migration.name());
+                    self.run_migration(&**migration)?;
+                }
+                if total > 0 {
+                    tracing::info!("mobync: {total} migration(s) applied");
+                }
+                Ok(())
             }
 
             fn broken(&mut self) -> bool {

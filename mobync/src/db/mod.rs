@@ -22,6 +22,7 @@
 //! ```
 
 mod conn;
+pub mod audit;
 pub mod migrations;
 mod pool;
 pub mod schema;
@@ -29,9 +30,11 @@ mod store;
 mod tables;
 
 pub use conn::{AnyRow, Bind, DiffRow, KnownRow, LogConnection, NumberRow};
-pub(crate) use pool::{discard_connection, keep_connection};
+pub(crate) use pool::discard_connection;
+#[cfg(feature = "rocket")]
+pub(crate) use pool::keep_connection;
 pub use pool::{pool, pool_with, Manager, Pool, PoolSettings};
-pub use store::DieselStore;
+pub use store::{after_commit, DieselStore};
 pub use tables::Tables;
 
 use diesel::Connection;

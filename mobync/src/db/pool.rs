@@ -25,6 +25,7 @@ pub(crate) fn discard_connection() {
 }
 
 /// Clears the mark, as a connection is checked out.
+#[cfg(feature = "rocket")]
 pub(crate) fn keep_connection() {
     DISCARD.with(|flag| flag.set(false));
 }

@@ -5,6 +5,7 @@ use super::{Bind, Dialect, DiffRow, KnownRow, LogConnection, NumberRow, Tables};
 use crate::engine::{KnownIds, Store};
 use crate::error::SyncError;
 use crate::protocol::{Diff, OperationType};
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
 
@@ -98,11 +99,50 @@ impl<C: LogConnection> DieselStore<C> {
     }
 }
 
+thread_local! {
+    /// What runs once this thread's write transaction commits (`None`
+    /// outside one).
+    static AFTER_COMMIT: RefCell<Option<Vec<Box<dyn FnOnce()>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` once the write transaction this thread is in (a
+/// [`DieselStore::transaction`]) commits, and never if it rolls back; at
+/// once outside one. For what must count only committed work: metrics.
+pub fn after_commit(f: impl FnOnce() + 'static) {
+    let f: Box<dyn FnOnce()> = Box::new(f);
+    let later = AFTER_COMMIT.with(|queue| match &mut *queue.borrow_mut() {
+        Some(queue) => {
+            queue.push(f);
+            None
+        }
+        None => Some(f),
+    });
+    if let Some(f) = later {
+        f();
+    }
+}
+
+/// Ends this thread's queue of [`after_commit`] work: run if `committed`.
+fn end_transaction(committed: bool) {
+    let queue = AFTER_COMMIT.with(|queue| queue.borrow_mut().take());
+    if committed {
+        queue.into_iter().flatten().for_each(|f| f());
+    }
+}
+
 impl<C: LogConnection> DieselStore<C> {
     /// Runs `f` in a write transaction on `conn` (what [`Store::write`]
     /// does), for callers with errors of their own (the hub): committed if
-    /// it returns `Ok`, rolled back if it returns `Err`.
+    /// it returns `Ok`, rolled back if it returns `Err`. Work queued by
+    /// [`after_commit`] meanwhile runs once it committed.
     pub fn transaction<T, E: From<SyncError>>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, E>) -> Result<T, E> {
+        AFTER_COMMIT.with(|queue| *queue.borrow_mut() = Some(Vec::new()));
+        let result = self.transaction_inner(conn, f);
+        end_transaction(result.is_ok());
+        result
+    }
+
+    fn transaction_inner<T, E: From<SyncError>>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, E>) -> Result<T, E> {
         // SQLite has one writer at a time. This process's writers queue on a
         // mutex (a waiting thread wakes as soon as it is its turn) rather
         // than in SQLite's busy handler, which polls with sleeps of up to
@@ -117,7 +157,7 @@ impl<C: LogConnection> DieselStore<C> {
             }
             Err(err) => {
                 if let Err(rollback) = conn.rollback() {
-                    log::error!("mobync: rollback failed: {rollback}");
+                    tracing::error!("mobync: rollback failed: {rollback}");
                 }
                 Err(err)
             }

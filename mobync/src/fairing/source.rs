@@ -5,6 +5,7 @@
 
 use crate::db::{LogConnection, Pool};
 use crate::error::SyncError;
+use crate::observe::names;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -49,7 +50,13 @@ impl<C: LogConnection> Connections<C> for PoolSource<C> {
     async fn run(&self, job: Job<C>) -> Result<(), SyncError> {
         let (pool, wait) = (self.pool.clone(), self.wait);
         rocket::tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get_timeout(wait).map_err(|err| SyncError::unavailable(format!("no database connection: {err}")))?;
+            let started = std::time::Instant::now();
+            let got = pool.get_timeout(wait);
+            metrics::histogram!(names::POOL_WAIT_SECONDS).record(started.elapsed().as_secs_f64());
+            let mut conn = got.map_err(|err| {
+                metrics::counter!(names::POOL_TIMEOUTS).increment(1);
+                SyncError::unavailable(format!("no database connection: {err}"))
+            })?;
             crate::db::keep_connection();
             job(&mut conn);
             Ok(())
@@ -66,6 +73,7 @@ pub use db_pools::DatabaseSource;
 mod db_pools {
     use super::{Connections, Job};
     use crate::error::SyncError;
+    use crate::observe::names;
     use rocket_sync_db_pools::{ConnectionPool, Poolable};
 
     /// The pool of the app's `#[database("name")] struct K(C);`, as that
@@ -77,11 +85,13 @@ mod db_pools {
     #[rocket::async_trait]
     impl<K: Send + Sync + 'static, C: Poolable> Connections<C> for DatabaseSource<K, C> {
         async fn run(&self, job: Job<C>) -> Result<(), SyncError> {
-            let conn = self
-                .pool
-                .get()
-                .await
-                .ok_or_else(|| SyncError::unavailable("no database connection came free within the pool's timeout"))?;
+            let started = std::time::Instant::now();
+            let got = self.pool.get().await;
+            metrics::histogram!(names::POOL_WAIT_SECONDS).record(started.elapsed().as_secs_f64());
+            let conn = got.ok_or_else(|| {
+                metrics::counter!(names::POOL_TIMEOUTS).increment(1);
+                SyncError::unavailable("no database connection came free within the pool's timeout")
+            })?;
             conn.run(move |c: &mut C| job(c)).await;
             Ok(())
         }
