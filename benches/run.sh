@@ -19,7 +19,11 @@
 # a plain postgres:// URL libpq negotiates TLS, also on 127.0.0.1, when the
 # server has ssl=on); todo-postgres-nossl (the same with ?sslmode=disable);
 # python-sqlite (benches/python/run.sh); todo-pgconn and todo-pgconn-nossl
-# (the same models on a concrete PgConnection: target/release/todo_pg).
+# (the same models on a concrete PgConnection: target/release/todo_pg);
+# todo-sqlite-normal (SQLITE_SYNCHRONOUS=NORMAL; todo-sqlite is the default
+# FULL); old-sqlite and old-postgres-nossl (the binary $OLD_TODO, an earlier
+# build of the todo example, for before/after figures; old-sqlite was built
+# before synchronous was configurable and runs NORMAL).
 #
 # Environment (defaults): REPEATS=3 ROUNDS=30 DURATION=30 SUSTAINED=20
 # OWNERS=16 DEVICES=64 CHANGES=10 UPDATE_RATIO=0.5 SERVERS="todo-sqlite
@@ -97,19 +101,21 @@ trap cleanup EXIT INT TERM
 start_server() {
     local name="$1" port="$2"
     case "$name" in
-        todo-sqlite)
+        todo-sqlite | todo-sqlite-normal | old-sqlite)
             db_dir="$(mktemp -d /tmp/mobync-bench-db.XXXXXX)"
-            DATABASE_URL="$db_dir/todo.sqlite" ROCKET_PORT="$port" ROCKET_ADDRESS=127.0.0.1 \
-                ROCKET_LOG_LEVEL=critical ROCKET_CLI_COLORS=false "$bin/todo" >/dev/null 2>>"$OUT/$name.stderr" &
+            local program="$bin/todo" sync=FULL
+            case "$name" in *-normal) sync=NORMAL ;; old-*) program="$OLD_TODO" ;; esac
+            DATABASE_URL="$db_dir/todo.sqlite" ROCKET_PORT="$port" ROCKET_ADDRESS=127.0.0.1 SQLITE_SYNCHRONOUS="$sync" \
+                ROCKET_LOG_LEVEL=critical ROCKET_CLI_COLORS=false "$program" >/dev/null 2>>"$OUT/$name.stderr" &
             server_pid=$!
             ;;
-        todo-postgres | todo-postgres-nossl | todo-pgconn | todo-pgconn-nossl)
+        todo-postgres | todo-postgres-nossl | todo-pgconn | todo-pgconn-nossl | old-postgres-nossl)
             db_name="bench_load_$$_$RANDOM"
             psql "$PG_ADMIN" -qc "CREATE DATABASE $db_name" >/dev/null
             local admin="${PG_ADMIN%%\?*}" query="" program="$bin/todo"
             [ "$admin" != "$PG_ADMIN" ] && query="?${PG_ADMIN#*\?}"
             case "$name" in *-nossl) query="?sslmode=disable" ;; esac
-            case "$name" in todo-pgconn*) program="$bin/todo_pg" ;; esac
+            case "$name" in todo-pgconn*) program="$bin/todo_pg" ;; old-*) program="$OLD_TODO" ;; esac
             DATABASE_URL="${admin%/*}/$db_name$query" ROCKET_PORT="$port" ROCKET_ADDRESS=127.0.0.1 \
                 ROCKET_LOG_LEVEL=critical ROCKET_CLI_COLORS=false "$program" >/dev/null 2>>"$OUT/$name.stderr" &
             server_pid=$!

@@ -189,8 +189,21 @@ pub fn request_id_or_new(given: Option<&str>) -> String {
     }
 }
 
+/// The filter that Rocket's `log_level` (`ROCKET_LOG_LEVEL`) stands for:
+/// `critical` shows errors, `normal` info, `debug` everything, `off`
+/// nothing; `info` when unset.
+pub fn level_of_rocket(level: Option<&str>) -> &'static str {
+    match level.map(str::to_ascii_lowercase).as_deref() {
+        Some("off") => "off",
+        Some("critical") => "error",
+        Some("debug") => "debug",
+        _ => "info",
+    }
+}
+
 /// Installs a `tracing` subscriber printing to stderr, filtered by
-/// `RUST_LOG` (default `info`), that also carries the `log` crate's records
+/// `RUST_LOG` (else by `ROCKET_LOG_LEVEL`, see [`level_of_rocket`]; else
+/// `info`), that also carries the `log` crate's records
 /// (Rocket's request lines): the app's whole log is one stream, and every
 /// line of a sync says its request id. Call it before building Rocket
 /// (Rocket then keeps from installing its own logger). Feature
@@ -202,7 +215,7 @@ pub fn request_id_or_new(given: Option<&str>) -> String {
 #[cfg(feature = "subscriber")]
 pub fn init_logging() -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level_of_rocket(std::env::var("ROCKET_LOG_LEVEL").ok().as_deref())));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -225,5 +238,13 @@ mod tests {
             assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         }
         assert_ne!(new_request_id(), new_request_id());
+    }
+
+    #[test]
+    fn rockets_log_levels_become_filters() {
+        assert_eq!(level_of_rocket(Some("critical")), "error");
+        assert_eq!(level_of_rocket(Some("Normal")), "info");
+        assert_eq!(level_of_rocket(Some("off")), "off");
+        assert_eq!(level_of_rocket(None), "info");
     }
 }

@@ -79,8 +79,10 @@ impl<C> Manager<C> {
             level @ ("OFF" | "NORMAL" | "FULL" | "EXTRA") => level.to_owned(),
             _ => "FULL".to_owned(),
         };
+        // The busy timeout first: switching to WAL takes a lock, which
+        // another connection may hold while this one opens.
         let pragmas = format!(
-            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {}; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;",
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;",
             settings.sqlite_busy_timeout.as_millis()
         );
         Manager { url: url.into(), pragmas, _conn: PhantomData }
