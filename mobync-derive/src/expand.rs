@@ -446,7 +446,7 @@ impl<'s, 'a> Model<'s, 'a> {
         let (ty, table, model) = (self.ty, &self.table, &self.model);
         let (id, owner) = (self.roles.id, self.roles.owner);
         let (id_ident, id_ty, id_col) = (id.ident, id.ty, id.column());
-        let owner_col = owner.column();
+        let owner_ident = owner.ident;
         let data: Vec<&Ident> = self.data().iter().map(|f| f.ident).collect();
         let [(create, _), (update, _), (delete, _)] = self.rules();
         let (has_update_rule, has_delete_rule) = (update.given, delete.given);
@@ -494,13 +494,15 @@ impl<'s, 'a> Model<'s, 'a> {
             }).map(|diff| diff.row_id()));
             let mut rows: ::std::collections::HashMap<::std::string::String, #ty> = ::std::collections::HashMap::new();
             if !wanted.is_empty() {
+                // By id alone, the owner compared here: given `owner = ?`
+                // too, SQLite (without statistics) walks the owner's index,
+                // every row of the owner, instead of the key.
                 let found: ::std::vec::Vec<#ty> = #table::table
                     .filter(#table::#id_col.eq_any(wanted))
-                    .filter(#table::#owner_col.eq(owner))
                     .select(#ty::as_select())
                     .load::<#ty>(conn)
                     .map_err(#private::db)?;
-                for row in found {
+                for row in found.into_iter().filter(|row| row.#owner_ident == *owner) {
                     rows.insert(::std::string::ToString::to_string(&row.#id_ident), row);
                 }
             }
