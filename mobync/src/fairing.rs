@@ -27,6 +27,7 @@
 //! or `ROCKET_MOBYNC='{path="/api/sync"}'`), see [`Config`].
 
 mod audit;
+mod drain;
 mod http;
 mod ready;
 mod source;
@@ -234,6 +235,8 @@ struct Shared<C: LogConnection, O> {
     live: OnceLock<Arc<Live<C, O>>>,
     /// Whether the fairing mounts the route (else the app does).
     mount: bool,
+    /// Syncs in flight.
+    in_flight: drain::InFlight,
 }
 
 /// The fairing, and the sync route's handler: syncs the app's [`Models`] on
@@ -252,7 +255,7 @@ impl<C: LogConnection, O> Clone for SyncFairing<C, O> {
 impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
     fn with_source(models: Models<C, O>, auth: impl Authenticator<C, O>, source: Source<C>) -> Self {
         let parts = Parts { models, auth: Box::new(auth), source };
-        SyncFairing { shared: Arc::new(Shared { parts: Mutex::new(Some(parts)), live: OnceLock::new(), mount: true }) }
+        SyncFairing { shared: Arc::new(Shared { parts: Mutex::new(Some(parts)), live: OnceLock::new(), mount: true, in_flight: Default::default() }) }
     }
 
     /// Leaves the route to the app: it calls [`SyncFairing::respond`] from a
@@ -309,6 +312,55 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
         self.shared.live.get().cloned().map(Running)
     }
 
+    /// Syncs in flight now: from their arrival until their answer is
+    /// written (for the route the fairing or the app mounted as a handler
+    /// value; until [`respond_as`](SyncFairing::respond_as) returns for an
+    /// app's own route).
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.count()
+    }
+
+    /// Waits until no sync is in flight, at most `within`; whether none is.
+    /// What `main` awaits once `launch()` returned, before it returns:
+    /// Rocket 0.5 may return from `launch()` while requests still run (with
+    /// a `Shutdown` error), and returning from `main` then would drop syncs
+    /// that committed before they are answered.
+    ///
+    /// ```no_run
+    /// # use mobync::{db::DbConnection, SyncFairing};
+    /// # async fn serve(rocket: rocket::Rocket<rocket::Build>, sync: SyncFairing<DbConnection, String>) {
+    /// let launched = rocket.launch().await;
+    /// sync.drained(std::time::Duration::from_secs(10)).await;
+    /// # drop(launched);
+    /// # }
+    /// ```
+    pub async fn drained(&self, within: Duration) -> bool {
+        self.shared.in_flight.drained(within).await
+    }
+
+    /// What `main` does with `launch()`'s result: waits (up to 30 s) until
+    /// no sync is in flight, then passes the result on, except a
+    /// `Shutdown` error once every sync was answered (Rocket 0.5 reports
+    /// one when its accept loop ended before its request tasks did).
+    ///
+    /// ```no_run
+    /// # use mobync::{db::DbConnection, SyncFairing};
+    /// # async fn serve(rocket: rocket::Rocket<rocket::Build>, sync: SyncFairing<DbConnection, String>) -> Result<(), rocket::Error> {
+    /// sync.finish(rocket.attach(sync.clone()).launch().await).await
+    /// # }
+    /// ```
+    pub async fn finish<P: rocket::Phase>(&self, launched: Result<Rocket<P>, rocket::Error>) -> Result<(), rocket::Error> {
+        let drained = self.drained(Duration::from_secs(30)).await;
+        match launched {
+            Ok(_) => Ok(()),
+            Err(err) if drained && matches!(err.kind(), rocket::error::ErrorKind::Shutdown(..)) => {
+                tracing::info!("mobync: every sync in flight at shutdown was answered");
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// The readiness route: `rocket.mount("/ready", sync.ready())` (see
     /// [`Ready`]).
     pub fn ready(&self) -> Ready<C, O> {
@@ -324,6 +376,7 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
     /// One `sync` span (see [`crate::observe`]), the metrics of
     /// [`names`], one log event at its end.
     pub async fn respond_as(&self, id: &RequestId, data: Data<'_>) -> Result<SyncAnswer, ApiError> {
+        let _ticket = self.shared.in_flight.enter();
         let span = tracing::info_span!(
             "sync",
             request_id = %id.0,
@@ -404,9 +457,19 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
 #[rocket::async_trait]
 impl<C: LogConnection, O: Owner> Handler for SyncFairing<C, O> {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
+        // In flight until the answer's body is dropped: written, or its
+        // connection gone.
+        let ticket = self.shared.in_flight.enter();
         let id = RequestId::of(req);
         let answer = self.respond_as(&id, data).await;
-        Outcome::from(req, WithRequestId(answer, id))
+        match Outcome::from(req, WithRequestId(answer, id)) {
+            Outcome::Success(mut response) => {
+                let bytes = response.body_mut().to_bytes().await.unwrap_or_default();
+                response.set_sized_body(bytes.len(), drain::Body::new(bytes, ticket));
+                Outcome::Success(response)
+            }
+            other => other,
+        }
     }
 }
 

@@ -25,8 +25,8 @@ async fn main() {
         // A network created without an owner gets a new user as owner.
         let hub = Hub::new(|conn| todo::accounts::new_user(conn, "hub network").map(|(id, _)| id).map_err(|e| e.to_string()));
         let sync = app.sync(hub.install(app.models()));
-        let rocket = app.rocket(sync.clone()).attach(hub.fairing(sync, admin_token)).attach(Announce("hub"));
-        rocket.launch().await.map(|_| ()).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        let rocket = app.rocket(sync.clone()).attach(hub.fairing(sync.clone(), admin_token)).attach(Announce("hub"));
+        sync.finish(rocket.launch().await).await.map_err(Box::<dyn std::error::Error + Send + Sync>::from)
     };
     if let Err(err) = run.await {
         eprintln!("hub: {err}");

@@ -33,8 +33,15 @@ pub fn figment() -> Figment {
 
 /// The server on `figment`'s configuration.
 pub fn rocket(figment: Figment) -> Rocket<Build> {
+    server(figment).0
+}
+
+/// [`rocket`], and its sync fairing (for `main` to let the syncs in flight
+/// at shutdown finish: [`SyncFairing::finish`]).
+pub fn server(figment: Figment) -> (Rocket<Build>, SyncFairing<diesel::PgConnection, i32>) {
     let models = Models::new().with::<models::Note>();
-    rocket::custom(figment)
+    let sync = SyncFairing::on_database::<Db>(models, accounts::authenticate);
+    let rocket = rocket::custom(figment)
         .attach(Db::fairing())
         .attach(AdHoc::try_on_ignite("notes migrations", |rocket| async move {
             let Some(db) = Db::get_one(&rocket).await else { return Err(rocket) };
@@ -46,9 +53,10 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 }
             }
         }))
-        .attach(SyncFairing::on_database::<Db>(models, accounts::authenticate))
+        .attach(sync.clone())
         .mount("/", routes![accounts::signup, health])
-        .register("/", catchers![error])
+        .register("/", catchers![error]);
+    (rocket, sync)
 }
 
 #[get("/health")]

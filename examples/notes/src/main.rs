@@ -37,7 +37,8 @@ async fn main() {
         );
         std::process::exit(1);
     }
-    if let Err(err) = notes::rocket(figment).attach(Announce("notes")).launch().await {
+    let (rocket, sync) = notes::server(figment);
+    if let Err(err) = sync.finish(rocket.attach(Announce("notes")).launch().await).await {
         eprintln!("notes: {err}");
         std::process::exit(1);
     }
