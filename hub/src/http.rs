@@ -3,6 +3,7 @@
 //! (headers `X-Sync-Network-Id`, `X-Sync-Node-Id`, and the node's bearer
 //! token). Every answer is JSON.
 
+use mobync::endpoint::same_secret;
 use crate::model::{NetworkRow, NodeRow};
 use crate::{migrations, now_ms, token_hash, Answer, Change, HubError, Shared};
 use mobync::db::LogConnection;
@@ -113,11 +114,6 @@ impl Call {
     fn query(&self, name: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
-}
-
-/// Whether two secrets are equal, in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl<C: LogConnection, O> HubFairing<C, O>

@@ -95,6 +95,20 @@ where
     }
 }
 
+/// Whether two secrets are equal, in a time that does not depend on where
+/// they first differ (only on their lengths), for an authenticator or an
+/// admin API that compares a presented token with a stored one.
+///
+/// ```
+/// use mobync::endpoint::same_secret;
+/// assert!(same_secret("s3cret-token", "s3cret-token"));
+/// assert!(!same_secret("s3cret-token", "s3cret-tokeN"));
+/// assert!(!same_secret("s3cret", "s3cret-token"));
+/// ```
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The engine over Diesel on connections of type `C`, the app's models with
 /// owners of type `O`, and its authenticator.
 pub type Engine<C, O> = Mobync<DieselStore<C>, Models<C, O>>;

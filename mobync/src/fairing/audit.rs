@@ -11,6 +11,7 @@
 //! 401 without the token, 404 for an owner the log has never seen (and any
 //! other path), 400 for a bad number.
 
+use crate::endpoint::same_secret;
 use super::{with_connection, Live};
 use crate::db::{audit, LogConnection};
 use crate::error::{ErrorKind, SyncError};
@@ -32,11 +33,6 @@ impl<C: LogConnection, O> Clone for Audit<C, O> {
     fn clone(&self) -> Self {
         Audit { live: self.live.clone(), token: self.token.clone() }
     }
-}
-
-/// Whether two secrets are equal, in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// What a call asks.
