@@ -11,7 +11,7 @@ pub struct HubError {
     /// The HTTP status.
     pub status: u16,
     /// A short code: `bad_request`, `unauthenticated`, `not_found`,
-    /// `conflict`, `internal`, `unavailable`.
+    /// `conflict`, `timeout`, `payload_too_large`, `internal`, `unavailable`.
     pub code: &'static str,
     /// For humans; never SQL or internals.
     pub message: String,
@@ -30,6 +30,16 @@ impl HubError {
     /// 401: no credentials, or not these.
     pub fn unauthenticated(message: impl Into<String>) -> Self {
         Self::new(401, "unauthenticated", message)
+    }
+
+    /// 408: the request body did not arrive in time.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(408, "timeout", message)
+    }
+
+    /// 413: the request body is larger than the hub takes.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(413, "payload_too_large", message)
     }
 
     /// 404: no such network, node or message (or not yours).

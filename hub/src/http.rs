@@ -3,7 +3,7 @@
 //! (headers `X-Sync-Network-Id`, `X-Sync-Node-Id`, and the node's bearer
 //! token). Every answer is JSON.
 
-use mobync::endpoint::same_secret;
+use mobync::endpoint::{bearer, same_secret};
 use crate::model::{NetworkRow, NodeRow};
 use crate::{migrations, now_ms, token_hash, Answer, Change, HubError, Shared};
 use mobync::db::LogConnection;
@@ -99,6 +99,9 @@ struct Call {
     segments: Vec<String>,
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
+    /// The body as it came: decoded by [`Call::decode`] once the caller is
+    /// known, so that a wrong token is 401 whatever the body holds.
+    raw: Vec<u8>,
     body: Value,
 }
 
@@ -108,7 +111,15 @@ impl Call {
     }
 
     fn bearer(&self) -> Option<&str> {
-        self.header("Authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
+        self.header("Authorization").and_then(bearer)
+    }
+
+    /// Decodes the body (none, or only white space, is `null`).
+    fn decode(&mut self) -> Result<(), HubError> {
+        if !self.raw.iter().all(u8::is_ascii_whitespace) {
+            self.body = serde_json::from_slice(&self.raw).map_err(|e| HubError::bad_request(format!("the body is not JSON: {e}")))?;
+        }
+        Ok(())
     }
 
     fn query(&self, name: &str) -> Option<&str> {
@@ -130,23 +141,18 @@ where
     async fn serve(&self, req: &Request<'_>, data: Data<'_>) -> Result<Reply, HubError> {
         let running = self.inner.sync.running().ok_or_else(|| HubError::internal("the sync fairing is not ignited"))?;
         let config = self.inner.config.get().cloned().unwrap_or_default();
-        let body = if matches!(req.method(), Method::Post | Method::Patch) {
+        let raw = if matches!(req.method(), Method::Post | Method::Patch) {
             let read = data.open(config.body_limit.bytes()).into_bytes();
             let bytes = rocket::tokio::time::timeout(Duration::from_secs(30), read)
                 .await
-                .map_err(|_| HubError::bad_request("the request body did not arrive in time"))?
+                .map_err(|_| HubError::timeout("the request body did not arrive within 30 s"))?
                 .map_err(|e| HubError::bad_request(format!("the request body could not be read: {e}")))?;
             if !bytes.is_complete() {
-                return Err(HubError::bad_request(format!("the request body is over {} bytes", config.body_limit)));
+                return Err(HubError::too_large(format!("the request body is over {} bytes", config.body_limit)));
             }
-            let bytes = bytes.into_inner();
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).map_err(|e| HubError::bad_request(format!("the body is not JSON: {e}")))?
-            }
+            bytes.into_inner()
         } else {
-            Value::Null
+            Vec::new()
         };
         let call = Call {
             method: req.method(),
@@ -157,7 +163,8 @@ where
                 .map(|q| q.segments().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
                 .unwrap_or_default(),
             headers: req.headers().iter().map(|h| (h.name().to_string(), h.value().to_owned())).collect(),
-            body,
+            raw,
+            body: Value::Null,
         };
         let (hub, lease) = (self.clone(), (config.lease * 1000.0) as i64);
         let running2 = running.clone();
@@ -165,17 +172,19 @@ where
     }
 
     /// Dispatches a call, on a connection.
-    fn route(&self, running: &Running<C, O>, conn: &mut C, call: Call, lease: i64, now: i64) -> Result<Reply, HubError> {
-        let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+    fn route(&self, running: &Running<C, O>, conn: &mut C, mut call: Call, lease: i64, now: i64) -> Result<Reply, HubError> {
+        let owned = std::mem::take(&mut call.segments);
+        let segments: Vec<&str> = owned.iter().map(String::as_str).collect();
         match segments.first() {
             Some(&"admin") => {
                 match call.bearer() {
                     Some(token) if same_secret(token, &self.inner.admin_token) => {}
                     _ => return Err(HubError::unauthenticated("the admin API takes `Authorization: Bearer <admin token>`")),
                 }
+                call.decode()?;
                 self.admin(running, conn, &call, &segments[1..], now)
             }
-            Some(&"messages") => self.messaging(running, conn, &call, &segments[1..], lease, now),
+            Some(&"messages") => self.messaging(running, conn, &mut call, &segments[1..], lease, now),
             _ => Err(HubError::not_found("no such route")),
         }
     }
@@ -246,7 +255,7 @@ where
         Ok((network, node))
     }
 
-    fn messaging(&self, running: &Running<C, O>, conn: &mut C, call: &Call, path: &[&str], lease: i64, now: i64) -> Result<Reply, HubError> {
+    fn messaging(&self, running: &Running<C, O>, conn: &mut C, call: &mut Call, path: &[&str], lease: i64, now: i64) -> Result<Reply, HubError> {
         let allowed = matches!(
             (call.method, path),
             (Method::Post, []) | (Method::Get, ["pending"]) | (Method::Post, ["next"]) | (Method::Patch, [_])
@@ -260,6 +269,7 @@ where
             };
         }
         let (network, node) = self.caller(conn, call)?;
+        call.decode()?;
         let hub = &*self.inner.shared;
         let engine = running.engine();
         match (call.method, path) {

@@ -43,7 +43,7 @@ mod sql;
 pub use error::HubError;
 pub use http::{HubConfig, HubFairing};
 pub use messages::{Answer, Change};
-pub use records::{apply, payload};
+pub use records::{apply, merge_patch};
 
 use mobync::db::migrations::{MobyncMigrations, Step};
 use mobync::db::LogConnection;
@@ -86,8 +86,8 @@ impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::
     }
 
     /// `models` with the networks' records (every model name the app's own
-    /// models do not take) and the listener that turns their changes into
-    /// messages.
+    /// models do not take), whose changes become messages as they are
+    /// written.
     ///
     /// # Panics
     ///
@@ -95,9 +95,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::
     pub fn install(&self, models: Models<C, O>) -> Models<C, O> {
         let typed = models.names().map(str::to_owned).collect();
         assert!(self.shared.typed.set(typed).is_ok(), "the hub is installed once");
-        let (records, deliveries) =
-            (records::Records { shared: self.shared.clone() }, records::Deliveries { shared: self.shared.clone() });
-        models.with_dynamic(records).listen(deliveries)
+        models.with_dynamic(records::Records { shared: self.shared.clone() })
     }
 
     /// The fairing that serves the admin and messaging APIs on the engine

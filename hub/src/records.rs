@@ -1,13 +1,13 @@
 //! The records of the networks as synced models of mobync: rows of
 //! `hub_records`, their fields the record's JSON, checked against the
-//! network's schema (a device's refused write is 403); and the listener that
-//! turns every applied change of such a row (a device's or a node's) into a
+//! network's schema (a device's refused write is 403). Every applied change
+//! of such a row (a device's or a node's) becomes, as it is written, a
 //! message for each other node that reads the network.
 
 use crate::model::{MessageRow, NetworkRow, State};
 use crate::{now_ms, sql, Shared};
 use mobync::db::LogConnection;
-use mobync::{Diff, DynamicModels, JsonObject, OperationType, Owner, SyncError, WriteListener};
+use mobync::{Diff, DynamicModels, JsonObject, OperationType, Owner, SyncError};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -112,89 +112,125 @@ impl<C: LogConnection, O: Owner> DynamicModels<C, O> for Records<C, O> {
         Ok(())
     }
 
+    /// Writes each change, and queues it as a message for the nodes: here,
+    /// where the record before the change is known, so that an update's
+    /// message is the merge patch from the record the nodes have to the new
+    /// one (whole field values would leave keys removed inside an object).
     fn write_all(&self, conn: &mut C, owner: &O, diffs: &[&Diff]) -> Result<(), SyncError> {
         let key = owner.key();
+        let mut networks = HashMap::new();
         for diff in diffs {
             let fault = |err: SyncError| err.with_diff(diff.id.clone());
             let (model, id) = (diff.model.as_str(), diff.row_id());
-            let written = match diff.op {
+            let payload = match diff.op {
                 OperationType::Create => {
                     let fields = apply(None, diff).unwrap_or_default();
                     let text = serde_json::to_string(&fields).map_err(SyncError::internal)?;
                     if !sql::insert_record(conn, model, id, &key, &text).map_err(to_sync)? {
                         return Err(fault(SyncError::invalid_diff(format!("a {model} with id {id:?} already exists"))));
                     }
-                    true
+                    fields
                 }
-                OperationType::Update => match Self::live(conn, &key, model, id)? {
-                    Some(before) => {
-                        let after = apply(Some(&before), diff).unwrap_or_default();
-                        let text = serde_json::to_string(&after).map_err(SyncError::internal)?;
-                        sql::write_record(conn, model, id, &key, Some(&text)).map_err(to_sync)?
+                OperationType::Update => {
+                    let before = Self::live(conn, &key, model, id)?.ok_or_else(|| fault(no_record(diff)))?;
+                    let after = apply(Some(&before), diff).unwrap_or_default();
+                    let text = serde_json::to_string(&after).map_err(SyncError::internal)?;
+                    if !sql::write_record(conn, model, id, &key, Some(&text)).map_err(to_sync)? {
+                        return Err(fault(no_record(diff)));
                     }
-                    None => false,
-                },
-                OperationType::Delete => sql::write_record(conn, model, id, &key, None).map_err(to_sync)?,
-            };
-            if !written {
-                return Err(fault(no_record(diff)));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Turns the applied changes of records into messages for the nodes.
-pub struct Deliveries<C, O> {
-    pub(crate) shared: Arc<Shared<C, O>>,
-}
-
-/// What a node is sent for a change: a create's record, an update's
-/// changed fields as a JSON merge patch (`null`: removed), `{}` for a
-/// delete.
-pub fn payload(diff: &Diff) -> Value {
-    match diff.op {
-        OperationType::Create => Value::Object(apply(None, diff).unwrap_or_default()),
-        OperationType::Update => Value::Object(diff.data.iter().filter(|(k, _)| k.as_str() != "id").map(|(k, v)| (k.clone(), v.clone())).collect()),
-        OperationType::Delete => Value::Object(JsonObject::new()),
-    }
-}
-
-impl<C: LogConnection, O: Owner> WriteListener<C, O> for Deliveries<C, O> {
-    fn applied(&self, conn: &mut C, owner: &O, diffs: &[Diff]) -> Result<(), SyncError> {
-        let key = owner.key();
-        let now = now_ms();
-        let mut networks = HashMap::new();
-        for diff in diffs.iter().filter(|d| !self.shared.is_typed(&d.model)) {
-            let Some(network) = network_of(conn, &key, &diff.model, &mut networks)? else { continue };
-            // A node's own change: its message is in already (the diff has
-            // its id), and the node is not sent it back.
-            let origin = sql::message(conn, &diff.id).map_err(to_sync)?.filter(|m| m.destination_id.is_none());
-            let origin_node = origin.as_ref().and_then(|m| m.origin_id.clone());
-            let payload = serde_json::to_string(&payload(diff)).map_err(SyncError::internal)?;
-            for node in sql::nodes(conn, &network.id).map_err(to_sync)? {
-                if !node.can_read || Some(&node.id) == origin_node.as_ref() {
-                    continue;
+                    let patch = merge_patch(&before, &after);
+                    if patch.is_empty() {
+                        continue; // the record is as it was: nothing to tell
+                    }
+                    patch
                 }
-                let message = MessageRow {
-                    seq: 0,
-                    id: crate::new_id(),
-                    network_id: network.id.clone(),
-                    origin_id: origin_node.clone(),
-                    destination_id: Some(node.id.clone()),
-                    parent_id: origin.as_ref().map(|m| m.id.clone()),
-                    method: diff.op.as_str().to_owned(),
-                    payload: payload.clone(),
-                    record_id: diff.row_id().to_owned(),
-                    remote_id: None,
-                    state: State::Pending.as_str().to_owned(),
-                    created_at: now,
-                    lease_until: None,
-                };
-                sql::insert_message(conn, &message).map_err(to_sync)?;
-                sql::record_change(conn, &message.id, State::Pending, now, "").map_err(to_sync)?;
-            }
+                OperationType::Delete => {
+                    if !sql::write_record(conn, model, id, &key, None).map_err(to_sync)? {
+                        return Err(fault(no_record(diff)));
+                    }
+                    JsonObject::new()
+                }
+            };
+            deliver(conn, &key, diff, &payload, &mut networks)?;
         }
         Ok(())
     }
+}
+
+/// The JSON merge patch (RFC 7396) that turns `before` into `after`: a
+/// removed field is `null`, an object field changed inside is the patch of
+/// its inside, any other changed field its new value; `{}` if they are equal.
+/// (As RFC 7396 has it, a `null` inside a new object value cannot be told
+/// apart from a removal.)
+///
+/// ```
+/// use serde_json::json;
+/// let object = |v: serde_json::Value| v.as_object().unwrap().clone();
+/// let before = object(json!({"name": "Ada", "tags": {"x": 1, "y": {"z": 1, "w": 2}}, "age": 36}));
+/// let after = object(json!({"name": "Ada", "tags": {"x": 1, "y": {"w": 2}}}));
+/// let patch = mobync_hub::merge_patch(&before, &after);
+/// assert_eq!(serde_json::Value::Object(patch.clone()), json!({"tags": {"y": {"z": null}}, "age": null}));
+/// let mut applied = serde_json::Value::Object(before);
+/// json_patch::merge(&mut applied, &serde_json::Value::Object(patch));
+/// assert_eq!(applied, serde_json::Value::Object(after));
+/// ```
+pub fn merge_patch(before: &JsonObject, after: &JsonObject) -> JsonObject {
+    let mut patch = JsonObject::new();
+    for key in before.keys().filter(|key| !after.contains_key(*key)) {
+        patch.insert(key.clone(), Value::Null);
+    }
+    for (key, new) in after {
+        match (before.get(key), new) {
+            (Some(old), new) if old == new => {}
+            (Some(Value::Object(old)), Value::Object(new)) => {
+                patch.insert(key.clone(), Value::Object(merge_patch(old, new)));
+            }
+            _ => {
+                patch.insert(key.clone(), new.clone());
+            }
+        }
+    }
+    patch
+}
+
+/// Queues what a node is sent for an applied change of a record (`payload`:
+/// a create's record, an update's merge patch, `{}` for a delete) for each
+/// node that reads its network, except the node the change came from.
+fn deliver<C: LogConnection>(
+    conn: &mut C,
+    owner: &str,
+    diff: &Diff,
+    payload: &JsonObject,
+    networks: &mut HashMap<String, Option<NetworkRow>>,
+) -> Result<(), SyncError> {
+    let Some(network) = network_of(conn, owner, &diff.model, networks)? else { return Ok(()) };
+    // A node's own change: its message is in already (the diff has its
+    // id), and the node is not sent it back.
+    let origin = sql::message(conn, &diff.id).map_err(to_sync)?.filter(|m| m.destination_id.is_none());
+    let origin_node = origin.as_ref().and_then(|m| m.origin_id.clone());
+    let payload = serde_json::to_string(payload).map_err(SyncError::internal)?;
+    let now = now_ms();
+    for node in sql::nodes(conn, &network.id).map_err(to_sync)? {
+        if !node.can_read || Some(&node.id) == origin_node.as_ref() {
+            continue;
+        }
+        let message = MessageRow {
+            seq: 0,
+            id: crate::new_id(),
+            network_id: network.id.clone(),
+            origin_id: origin_node.clone(),
+            destination_id: Some(node.id.clone()),
+            parent_id: origin.as_ref().map(|m| m.id.clone()),
+            method: diff.op.as_str().to_owned(),
+            payload: payload.clone(),
+            record_id: diff.row_id().to_owned(),
+            remote_id: None,
+            state: State::Pending.as_str().to_owned(),
+            created_at: now,
+            lease_until: None,
+        };
+        sql::insert_message(conn, &message).map_err(to_sync)?;
+        sql::record_change(conn, &message.id, State::Pending, now, "").map_err(to_sync)?;
+    }
+    Ok(())
 }

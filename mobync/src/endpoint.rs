@@ -109,6 +109,22 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The token of an `Authorization` header value of the `Bearer` scheme
+/// (the scheme's name in any case, as RFC 7235 has it), trimmed.
+///
+/// ```
+/// use mobync::endpoint::bearer;
+/// assert_eq!(bearer("Bearer abc123"), Some("abc123"));
+/// assert_eq!(bearer("bearer  abc123 "), Some("abc123"));
+/// assert_eq!(bearer("Basic YWxhZGRpbjpvcGVu"), None);
+/// assert_eq!(bearer("Bearer "), None);
+/// ```
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// The engine over Diesel on connections of type `C`, the app's models with
 /// owners of type `O`, and its authenticator.
 pub type Engine<C, O> = Mobync<DieselStore<C>, Models<C, O>>;

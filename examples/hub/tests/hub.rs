@@ -65,6 +65,18 @@ fn try_call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Valu
     Ok((status, json))
 }
 
+/// One HTTP call with a body of any bytes (JSON or not): the status.
+fn call_raw(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    let mut request = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build().request(method, url);
+    for (k, v) in headers {
+        request = request.set(k, v);
+    }
+    match request.set("Content-Type", "application/json").send_string(body) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r.status(),
+        Err(err) => panic!("{method} {url}: {err}"),
+    }
+}
+
 /// The admin API.
 struct Admin<'a>(&'a Hub);
 
@@ -151,6 +163,13 @@ fn the_admin_api_answers_every_call_with_its_status() {
         assert_eq!(status, 401, "{}", what("no admin token"));
         let (status, _) = call("GET", &format!("{}/admin/networks/x", hub.base()), &[("Authorization", "Bearer nope")], None);
         assert_eq!(status, 401, "{}", what("a wrong admin token"));
+        let networks = format!("{}/admin/networks", hub.base());
+        assert_eq!(call_raw("POST", &networks, &[("Authorization", "Bearer nope")], "{"), 401, "{}", what("a wrong token before a broken body"));
+        assert_eq!(call_raw("POST", &networks, &[("Authorization", &format!("Bearer {ADMIN}"))], "{"), 400, "{}", what("a broken body"));
+        let (status, _) = call("GET", &format!("{networks}/x"), &[("Authorization", &format!("bearer {ADMIN}"))], None);
+        assert_eq!(status, 404, "{}", what("the scheme's name in lowercase"));
+        let big = format!("{{\"name\": \"{}\", \"schema\": {{}}}}", "x".repeat(2 << 20));
+        assert_eq!(call_raw("POST", &networks, &[("Authorization", &format!("Bearer {ADMIN}"))], &big), 413, "{}", what("a body over body_limit"));
         // Networks.
         for (body, case) in [
             (json!({"schema": {}}), "no name"),
@@ -202,6 +221,8 @@ fn the_admin_api_answers_every_call_with_its_status() {
         assert_eq!(status, 201);
         let crm = Node { token: renewed["token"].as_str().expect("token").to_string(), ..crm };
         assert_eq!(crm.pending(), 0);
+        let node_headers = [("X-Sync-Network-Id", id.as_str()), ("X-Sync-Node-Id", crm.id.as_str()), ("Authorization", "Bearer nope")];
+        assert_eq!(call_raw("POST", &format!("{}/messages", hub.base()), &node_headers, "{"), 401, "{}", what("a node's wrong token before a broken body"));
         // Unknown routes and methods.
         assert_eq!(admin.call("GET", "/nowhere", None).0, 404);
         assert_eq!(admin.call("DELETE", &format!("/networks/{id}"), None).0, 405);
@@ -367,6 +388,54 @@ fn a_node_and_a_phone_of_the_owner_edit_the_same_records() {
         other.create("invoice", "i1", json!({"total": 1}), 14);
         let err = mobync::testing::Server::sync(&mut sync, &token, &other.request(&token)).expect_err("unknown model");
         assert_eq!(err.kind.status(), 422, "{err}");
+    }
+}
+
+#[test]
+fn an_update_reaches_the_other_nodes_as_the_merge_patch_that_makes_their_copy_equal() {
+    for backend in dbs::backends() {
+        let Some(hub) = Hub::start(backend, &[]) else { continue };
+        let admin = Admin(&hub);
+        let (token, owner) = phone_http::signup(hub.base(), "ada");
+        let network = admin.network(json!({"name": "things", "schema": {"type": "object"}, "owner": owner, "model": "thing"}));
+        let id = network["id"].as_str().expect("id");
+        let (a, b) = (admin.node(id, "a", [true, true, true, true]), admin.node(id, "b", [true, true, true, true]));
+        let mut sync = HttpServer { sync_url: format!("{}/sync", hub.base()), rows: |_: &str| unreachable!(), state: || unreachable!() };
+        // B keeps its copy by applying each message's payload as a merge patch.
+        let mut copy = Value::Null;
+        let mut take = |b: &Node, copy: &mut Value| -> Option<Value> {
+            let message = b.next()?;
+            match message["method"].as_str() {
+                Some("create") => *copy = message["payload"].clone(),
+                Some("update") => json_patch::merge(copy, &message["payload"]),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(b.answer(message["id"].as_str().expect("id"), json!({"success": true})).0, 200);
+            Some(message["payload"].clone())
+        };
+        let (_, sent) = a.send(json!({"method": "create", "payload": {"name": "n", "tags": {"x": 1, "y": {"z": 1, "w": 2}}}}));
+        let record = sent["record_id"].as_str().expect("record").to_string();
+        take(&b, &mut copy).expect("the create");
+
+        // A node's nested patch reaches B as sent.
+        let patch = json!({"tags": {"y": {"z": null}}});
+        assert_eq!(a.send(json!({"method": "update", "record_id": record, "payload": patch})).0, 201);
+        assert_eq!(take(&b, &mut copy), Some(patch), "{backend:?}");
+        assert_eq!(copy, json!({"name": "n", "tags": {"x": 1, "y": {"w": 2}}}), "{backend:?}");
+
+        // A phone replaces a whole object field: B is told what went.
+        let mut phone = Device::new("phone");
+        testing::sync(&mut sync, &token, &mut phone);
+        phone.update("thing", &record, json!({"tags": {"x": 2}}), 10);
+        testing::sync(&mut sync, &token, &mut phone);
+        assert_eq!(take(&b, &mut copy), Some(json!({"tags": {"x": 2, "y": null}})), "{backend:?}");
+        let mut row = phone.rows()[&("thing".to_string(), record.clone())].clone();
+        row.remove("id");
+        assert_eq!(copy, Value::Object(row), "{backend:?}: B's copy is the phone's row");
+
+        // A change that changes nothing is no message.
+        assert_eq!(a.send(json!({"method": "update", "record_id": record, "payload": {"name": "n"}})).0, 201);
+        assert_eq!(b.pending(), 0, "{backend:?}");
     }
 }
 

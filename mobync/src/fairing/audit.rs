@@ -11,7 +11,7 @@
 //! 401 without the token, 404 for an owner the log has never seen (and any
 //! other path), 400 for a bad number.
 
-use crate::endpoint::same_secret;
+use crate::endpoint::{bearer, same_secret};
 use super::{with_connection, Live};
 use crate::db::{audit, LogConnection};
 use crate::error::{ErrorKind, SyncError};
@@ -75,7 +75,7 @@ fn ask(req: &Request<'_>) -> Result<Option<Ask>, String> {
 
 impl<C: LogConnection, O: Owner> Audit<C, O> {
     async fn answer(&self, req: &Request<'_>) -> (Status, Json<Value>) {
-        let bearer = req.headers().get_one("Authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        let bearer = req.headers().get_one("Authorization").and_then(bearer);
         if !bearer.is_some_and(|b| same_secret(b, &self.token)) {
             return error(Status::Unauthorized, "the audit API takes `Authorization: Bearer <admin_token>`");
         }
