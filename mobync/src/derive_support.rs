@@ -115,8 +115,36 @@ pub fn insert_failed(model: &str, id_column: &str, id: &str, err: diesel::result
             )),
             _ => taken(model, id),
         },
-        other => db(other),
+        other => value_refused(model, &other).unwrap_or_else(|| db(other)),
     }
+}
+
+/// A value the column cannot hold although the field's type took it (a
+/// number or time out of the column's range, text too long, U+0000 in
+/// PostgreSQL's text): `invalid_diff`, a field of the wrong type for the
+/// database. `None` for any other error. The database's message is logged
+/// at debug level only: it may quote the value.
+fn value_refused(model: &str, err: &diesel::result::Error) -> Option<SyncError> {
+    use diesel::result::Error;
+    let message = match err {
+        Error::DatabaseError(_, info) => info.message().to_ascii_lowercase(),
+        Error::SerializationError(err) => err.to_string().to_ascii_lowercase(),
+        _ => return None,
+    };
+    let has = |needles: &[&str]| needles.iter().any(|n| message.contains(n));
+    let why = if has(&["invalid byte sequence", "unsupported unicode escape sequence", "incorrect string value"]) {
+        "a text value holds a character its column cannot store (PostgreSQL stores no U+0000)"
+    } else if has(&["out of range"]) {
+        "a value is out of its column's range"
+    } else if has(&["too long for", "data too long"]) {
+        "a value is too long for its column"
+    } else if has(&["invalid input syntax", "incorrect datetime value", "incorrect integer value", "incorrect decimal value"]) {
+        "a value is not valid for its column"
+    } else {
+        return None;
+    };
+    tracing::debug!(model, "a value the database refused: {message}");
+    Some(SyncError::invalid_diff(format!("{model}: {why}")))
 }
 
 /// The error of a multi-row INSERT of the creates `diffs`, named after the
@@ -145,13 +173,33 @@ pub fn chunk_insert_failed(
         None if matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
             (0..diffs.len()).find(|&at| retry(at))
         }
+        None if value_refused(model, &err).is_some() => {
+            // U+0000 is found by looking; anything else by inserting rows
+            // alone where a failed statement leaves the transaction usable
+            // (on PostgreSQL every retry fails: then no diff is named rather
+            // than a wrong one).
+            diffs.iter().position(|d| d.data.values().any(holds_nul)).or_else(|| {
+                let failing: Vec<usize> = (0..diffs.len()).filter(|&at| retry(at)).collect();
+                (failing.len() < diffs.len()).then(|| failing.first().copied()).flatten()
+            })
+        }
         None => None,
     };
-    let diff = diffs.get(at.unwrap_or(0));
+    let diff = at.and_then(|at| diffs.get(at));
     let failed = insert_failed(model, id_column, diff.map_or("", |d| d.row_id()), err);
     match diff {
         Some(diff) => failed.with_diff(diff.id.clone()),
         None => failed,
+    }
+}
+
+/// Whether a JSON value holds U+0000 in a string, at any depth.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
 
@@ -181,7 +229,7 @@ pub fn update_failed(model: &str, err: diesel::result::Error) -> SyncError {
             let column = unique_column(&*info).unwrap_or_else(|| "id".to_owned());
             SyncError::invalid_diff(format!("{model}: another row already has this `{column}` (it must be unique)"))
         }
-        other => db(other),
+        other => value_refused(model, &other).unwrap_or_else(|| db(other)),
     }
 }
 

@@ -193,7 +193,19 @@ fn what_the_model_does_not_allow_is_refused_and_changes_nothing() {
         ("created_at on the wire", create("c10", &uuid(2), json!({"title": "x", "body": null, "tags": [], "pinned_at": null, "created_at": "2020-01-01T00:00:00Z"})), 422),
         ("owner on the wire", diff("u2", "update", json!({"id": uuid(1), "owner": 2})), 422),
         ("update of a missing note", diff("u3", "update", json!({"id": uuid(9), "title": "x"})), 422),
+        // Values the type takes but PostgreSQL's columns cannot hold.
+        ("U+0000 in the title", create("c11", &uuid(2), ok("a\u{0}b")), 422),
+        ("U+0000 in a tag", create("c12", &uuid(2), note("x", Value::Null, json!(["a\u{0}"]), Value::Null)), 422),
+        ("U+0000 in an update", diff("u4", "update", json!({"id": uuid(1), "body": "\u{0}"})), 422),
+        ("pinned_at before 4713 BC", create("c13", &uuid(2), note("x", Value::Null, json!([]), json!("-4714-11-23T00:00:00Z"))), 422),
+        ("pinned_at after 294276", create("c14", &uuid(2), note("x", Value::Null, json!([]), json!("+294277-01-01T00:00:00Z"))), 422),
     ];
+    // The same in a run of creates (one multi-row INSERT): the bad one is named.
+    let run = vec![create("r1", &uuid(3), ok("fine")), create("r2", &uuid(4), ok("a\u{0}b")), create("r3", &uuid(5), ok("fine"))];
+    let before = server.dump();
+    let answer = http::post(&server.sync_url(), "application/json", body(run, 1).as_bytes());
+    assert_eq!((answer.status, error_of(&answer).diff_id.as_deref()), (422, Some("r2")), "{}", answer.body);
+    assert_eq!(server.dump(), before, "a refused run of creates changed the database");
     for (what, bad, status) in cases {
         let before = server.dump();
         let answer = http::post(&server.sync_url(), "application/json", body(vec![bad.clone()], 1).as_bytes());

@@ -164,10 +164,12 @@ fn rejects_inconsistent_json_data_with_invalid_diff_naming_the_diff() {
 
 #[test]
 fn rejects_malformed_envelopes_with_malformed_request_without_diff_id() {
-    let bodies: [&[u8]; 11] = [
+    let bodies: [&[u8]; 13] = [
         b"",
         b"not json",
         b"[]",
+        br#"["t",0,[]]"#,
+        br#"  ["t",0,[]]"#,
         br#"{"auth_token":"t","diffs":[]}"#,
         br#"{"auth_token":"t","logical_clock":0}"#,
         br#"{"auth_token":"t","logical_clock":"0","diffs":[]}"#,

@@ -85,6 +85,10 @@ impl Envelope {
     /// Reads a request body; any failure is 400 `malformed_request`
     /// without `diff_id`.
     pub fn parse(body: &[u8]) -> Result<Envelope, SyncError> {
+        // serde would read a JSON array as the struct's fields in order.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(SyncError::malformed("the request body must be a JSON object"));
+        }
         let raw: RawEnvelope = serde_json::from_slice(body).map_err(|err| {
             SyncError::malformed(format!("the request body is not a valid sync request: {err}"))
         })?;
