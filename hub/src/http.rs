@@ -7,8 +7,8 @@ use mobync::endpoint::{bearer, same_secret};
 use crate::model::{NetworkRow, NodeRow};
 use crate::{migrations, now_ms, token_hash, Answer, Change, HubError, Shared};
 use mobync::db::LogConnection;
-use mobync::fairing::{with_connection, Running, RETRY_AFTER_SECONDS};
-use mobync::{Owner, SyncFairing};
+use mobync::fairing::{read_body, with_connection, Running, RETRY_AFTER_SECONDS};
+use mobync::{ErrorKind, Owner, SyncFairing};
 use rocket::data::{Data, ToByteUnit};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::figment::providers::Serialized;
@@ -142,15 +142,11 @@ where
         let running = self.inner.sync.running().ok_or_else(|| HubError::internal("the sync fairing is not ignited"))?;
         let config = self.inner.config.get().cloned().unwrap_or_default();
         let raw = if matches!(req.method(), Method::Post | Method::Patch) {
-            let read = data.open(config.body_limit.bytes()).into_bytes();
-            let bytes = rocket::tokio::time::timeout(Duration::from_secs(30), read)
-                .await
-                .map_err(|_| HubError::timeout("the request body did not arrive within 30 s"))?
-                .map_err(|e| HubError::bad_request(format!("the request body could not be read: {e}")))?;
-            if !bytes.is_complete() {
-                return Err(HubError::too_large(format!("the request body is over {} bytes", config.body_limit)));
-            }
-            bytes.into_inner()
+            read_body(data, config.body_limit.bytes(), Duration::from_secs(30)).await.map_err(|err| match err.kind {
+                ErrorKind::Timeout => HubError::timeout(err.message),
+                ErrorKind::PayloadTooLarge => HubError::too_large(err.message),
+                _ => HubError::bad_request(err.message),
+            })?
         } else {
             Vec::new()
         };

@@ -37,19 +37,37 @@ impl<'r> Responder<'r, 'static> for ApiError {
 
 /// Reads the whole body: 413 over `limit`, 408 if it has not all arrived
 /// within `deadline` (a client that sends slowly, or stops), 400 if the
-/// connection fails.
+/// connection fails. A body over the limit is read on and thrown away (up
+/// to [`DRAIN_FACTOR`] times the limit, within the deadline) before the 413
+/// goes out: a client still sending it would otherwise get a broken pipe
+/// instead of the answer.
 pub async fn read_body(data: Data<'_>, limit: ByteUnit, deadline: Duration) -> Result<Vec<u8>, SyncError> {
-    let read = data.open(limit).into_bytes();
+    use rocket::tokio::io::{self, AsyncReadExt};
+    let read = async {
+        let mut stream = data.open(limit * (DRAIN_FACTOR + 1));
+        let mut body = Vec::new();
+        (&mut stream).take(limit.as_u64() + 1).read_to_end(&mut body).await?;
+        if body.len() as u64 <= limit.as_u64() {
+            return Ok::<_, io::Error>(Some(body));
+        }
+        drop(body);
+        io::copy(&mut stream, &mut io::sink()).await?;
+        Ok(None)
+    };
     match rocket::tokio::time::timeout(deadline, read).await {
         Err(_) => Err(SyncError::timeout(format!(
             "the request body did not arrive within {} s",
             deadline.as_secs_f32()
         ))),
-        Ok(Ok(bytes)) if bytes.is_complete() => Ok(bytes.into_inner()),
-        Ok(Ok(_)) => Err(SyncError::too_large(format!("the request body is over the limit of {limit}"))),
+        Ok(Ok(Some(bytes))) => Ok(bytes),
+        Ok(Ok(None)) => Err(SyncError::too_large(format!("the request body is over the limit of {limit}"))),
         Ok(Err(err)) => Err(SyncError::malformed(format!("the request body could not be read: {err}"))),
     }
 }
+
+/// How many times the body limit an oversize body is read on for, so that
+/// its client can read the 413; past that the connection is closed.
+pub const DRAIN_FACTOR: u64 = 4;
 
 /// Any other failure under the sync path (wrong method, a panic...) as a
 /// JSON body too, never Rocket's HTML page.
