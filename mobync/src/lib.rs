@@ -45,7 +45,7 @@ pub use fairing::SyncFairing;
 pub use mobync_derive::Syncable;
 pub use owner::{Owner, RowId};
 pub use protocol::{Diff, JsonObject, OperationType, SyncRequest, SyncResponse};
-pub use syncable::{DynamicModels, Models, SyncModel, Syncable, WriteListener};
+pub use syncable::{DynamicModels, Models, SyncModel, Syncable};
 
 /// The README's code, compiled as a doc test.
 #[cfg(all(doctest, feature = "sqlite", feature = "postgres", feature = "sync-db-pools", feature = "uuid"))]

@@ -97,14 +97,6 @@ pub trait DynamicModels<C, O>: Send + Sync {
     fn write_all(&self, conn: &mut C, owner: &O, diffs: &[&Diff]) -> Result<(), SyncError>;
 }
 
-/// Told of every sync's applied diffs, in its write transaction, after
-/// they were written (the hub turns them into messages for its nodes). An
-/// error rolls the sync back.
-pub trait WriteListener<C, O>: Send + Sync {
-    /// `diffs` were applied for `owner`, stamped, in order.
-    fn applied(&self, conn: &mut C, owner: &O, diffs: &[Diff]) -> Result<(), SyncError>;
-}
-
 /// The synced models of an app on the connection type `C` with owners of
 /// type `O`: the [`Synchronizer`] over Diesel. One line per model.
 ///
@@ -114,12 +106,11 @@ pub trait WriteListener<C, O>: Send + Sync {
 pub struct Models<C = crate::db::DbConnection, O = String> {
     by_name: BTreeMap<&'static str, Model<C, O>>,
     dynamic: Option<Box<dyn DynamicModels<C, O>>>,
-    listeners: Vec<Box<dyn WriteListener<C, O>>>,
 }
 
 impl<C, O> Default for Models<C, O> {
     fn default() -> Self {
-        Models { by_name: BTreeMap::new(), dynamic: None, listeners: Vec::new() }
+        Models { by_name: BTreeMap::new(), dynamic: None }
     }
 }
 
@@ -150,12 +141,6 @@ impl<C, O: Owner> Models<C, O> {
     pub fn with_dynamic(mut self, models: impl DynamicModels<C, O> + 'static) -> Self {
         assert!(self.dynamic.is_none(), "one set of dynamic models per Models");
         self.dynamic = Some(Box::new(models));
-        self
-    }
-
-    /// Adds a listener of every sync's applied diffs.
-    pub fn listen(mut self, listener: impl WriteListener<C, O> + 'static) -> Self {
-        self.listeners.push(Box::new(listener));
         self
     }
 
@@ -230,9 +215,6 @@ where
             };
             written.map_err(|e| e.with_diff(first.id.clone()))?;
             rest = &rest[1..];
-        }
-        for listener in &self.listeners {
-            listener.applied(conn, owner, diffs)?;
         }
         Ok(())
     }
