@@ -70,12 +70,16 @@ impl HubError {
 }
 
 /// An engine's refusal of a node's change is a 400 (the record breaks the
-/// network's schema, the row is not there...); an outage stays a 503.
+/// network's schema, the row is not there...); an outage stays a 503, and a
+/// body read by mobync's `read_body` that is too slow or too large stays a
+/// 408 or a 413.
 impl From<SyncError> for HubError {
     fn from(err: SyncError) -> Self {
         match err.kind {
             ErrorKind::Unavailable => Self::new(503, "unavailable", err.message),
             ErrorKind::Internal => Self::new(500, "internal", err.message),
+            ErrorKind::Timeout => Self::timeout(err.message),
+            ErrorKind::PayloadTooLarge => Self::too_large(err.message),
             _ => Self::bad_request(err.message),
         }
     }

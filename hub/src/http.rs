@@ -3,12 +3,12 @@
 //! (headers `X-Sync-Network-Id`, `X-Sync-Node-Id`, and the node's bearer
 //! token). Every answer is JSON.
 
-use mobync::endpoint::{bearer, same_secret};
 use crate::model::{NetworkRow, NodeRow};
 use crate::{migrations, now_ms, token_hash, Answer, Change, HubError, Shared};
 use mobync::db::LogConnection;
+use mobync::endpoint::{bearer, same_secret};
 use mobync::fairing::{read_body, with_connection, Running, RETRY_AFTER_SECONDS};
-use mobync::{ErrorKind, Owner, SyncFairing};
+use mobync::{Owner, SyncFairing};
 use rocket::data::{Data, ToByteUnit};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::figment::providers::Serialized;
@@ -142,11 +142,7 @@ where
         let running = self.inner.sync.running().ok_or_else(|| HubError::internal("the sync fairing is not ignited"))?;
         let config = self.inner.config.get().cloned().unwrap_or_default();
         let raw = if matches!(req.method(), Method::Post | Method::Patch) {
-            read_body(data, config.body_limit.bytes(), Duration::from_secs(30)).await.map_err(|err| match err.kind {
-                ErrorKind::Timeout => HubError::timeout(err.message),
-                ErrorKind::PayloadTooLarge => HubError::too_large(err.message),
-                _ => HubError::bad_request(err.message),
-            })?
+            read_body(data, config.body_limit.bytes(), Duration::from_secs(30)).await?
         } else {
             Vec::new()
         };

@@ -11,9 +11,9 @@
 //! 401 without the token, 404 for an owner the log has never seen (and any
 //! other path), 400 for a bad number.
 
-use crate::endpoint::{bearer, same_secret};
 use super::{with_connection, Live};
 use crate::db::{audit, LogConnection};
+use crate::endpoint::{bearer, same_secret};
 use crate::error::{ErrorKind, SyncError};
 use crate::owner::Owner;
 use rocket::data::Data;
