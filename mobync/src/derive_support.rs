@@ -125,6 +125,13 @@ pub fn insert_failed(model: &str, id_column: &str, id: &str, err: diesel::result
 /// database. `None` for any other error. The database's message is logged
 /// at debug level only: it may quote the value.
 fn value_refused(model: &str, err: &diesel::result::Error) -> Option<SyncError> {
+    let why = value_fault(err)?;
+    tracing::debug!(model, "a value the database refused: {err}");
+    Some(SyncError::invalid_diff(format!("{model}: {why}")))
+}
+
+/// What is wrong with a value the database refused, if that is the error.
+fn value_fault(err: &diesel::result::Error) -> Option<&'static str> {
     use diesel::result::Error;
     let message = match err {
         Error::DatabaseError(_, info) => info.message().to_ascii_lowercase(),
@@ -132,19 +139,17 @@ fn value_refused(model: &str, err: &diesel::result::Error) -> Option<SyncError> 
         _ => return None,
     };
     let has = |needles: &[&str]| needles.iter().any(|n| message.contains(n));
-    let why = if has(&["invalid byte sequence", "unsupported unicode escape sequence", "incorrect string value"]) {
-        "a text value holds a character its column cannot store (PostgreSQL stores no U+0000)"
+    if has(&["invalid byte sequence", "unsupported unicode escape sequence", "incorrect string value"]) {
+        Some("a text value holds a character its column cannot store (PostgreSQL stores no U+0000)")
     } else if has(&["out of range"]) {
-        "a value is out of its column's range"
+        Some("a value is out of its column's range")
     } else if has(&["too long for", "data too long"]) {
-        "a value is too long for its column"
+        Some("a value is too long for its column")
     } else if has(&["invalid input syntax", "incorrect datetime value", "incorrect integer value", "incorrect decimal value"]) {
-        "a value is not valid for its column"
+        Some("a value is not valid for its column")
     } else {
-        return None;
-    };
-    tracing::debug!(model, "a value the database refused: {message}");
-    Some(SyncError::invalid_diff(format!("{model}: {why}")))
+        None
+    }
 }
 
 /// The error of a multi-row INSERT of the creates `diffs`, named after the
@@ -173,7 +178,7 @@ pub fn chunk_insert_failed(
         None if matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
             (0..diffs.len()).find(|&at| retry(at))
         }
-        None if value_refused(model, &err).is_some() => {
+        None if value_fault(&err).is_some() => {
             // U+0000 is found by looking; anything else by inserting rows
             // alone where a failed statement leaves the transaction usable
             // (on PostgreSQL every retry fails: then no diff is named rather

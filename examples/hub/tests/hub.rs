@@ -403,7 +403,7 @@ fn an_update_reaches_the_other_nodes_as_the_merge_patch_that_makes_their_copy_eq
         let mut sync = HttpServer { sync_url: format!("{}/sync", hub.base()), rows: |_: &str| unreachable!(), state: || unreachable!() };
         // B keeps its copy by applying each message's payload as a merge patch.
         let mut copy = Value::Null;
-        let mut take = |b: &Node, copy: &mut Value| -> Option<Value> {
+        let take = |b: &Node, copy: &mut Value| -> Option<Value> {
             let message = b.next()?;
             match message["method"].as_str() {
                 Some("create") => *copy = message["payload"].clone(),
