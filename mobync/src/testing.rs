@@ -139,6 +139,39 @@ pub fn expected_rows<'a>(history: impl IntoIterator<Item = &'a Diff>) -> Rows {
     created
 }
 
+/// A tiny deterministic generator: each device of a test plays its own
+/// sequence.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A number in `0..n`.
+    pub fn next(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+/// One random change that device number `d` makes at `now`: a new task
+/// `d{d}-row{made}` (counted in `made`), else a new title for one of its
+/// rows or a delete of one.
+pub fn random_edit(device: &mut Device, rng: &mut Lcg, d: usize, now: i64, made: &mut usize) {
+    let rows: Vec<(String, String)> = device.rows().keys().cloned().collect();
+    match (rng.next(4), rows.is_empty()) {
+        (0, _) | (_, true) => {
+            *made += 1;
+            device.create("task", &format!("d{d}-row{made}"), json!({"title": format!("t{now}"), "done": false}), now);
+        }
+        (3, false) => {
+            let (model, id) = &rows[rng.next(rows.len())];
+            device.delete(model, id, now);
+        }
+        _ => {
+            let (model, id) = &rows[rng.next(rows.len())];
+            device.update(model, id, json!({"title": format!("v{d}-{now}")}), now);
+        }
+    }
+}
+
 /// Checks that a refused sync was refused for the reason expected: `kind`,
 /// naming the diff `diff_id`.
 pub fn assert_refused(err: &SyncError, kind: ErrorKind, diff_id: &str, what: &str) {

@@ -20,7 +20,7 @@ use mobync::SyncResponse;
 use mobync_tests::cluster::Cluster;
 use mobync_tests::dbs::{self, Backend, TestDb};
 use mobync_tests::http;
-use serde_json::json;
+use mobync::testing;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -29,16 +29,6 @@ use std::time::{Duration, Instant};
 
 const OWNERS: usize = 4;
 const DEVICES: usize = 16;
-
-/// A tiny deterministic generator: each device plays its own sequence.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.0 >> 33) % n as u64) as usize
-    }
-}
 
 /// What one device did.
 struct Report {
@@ -70,27 +60,12 @@ impl Fleet {
                 std::thread::spawn(move || {
                     let mut device = Device::new(format!("dev{d}"));
                     let mut acknowledged = HashSet::new();
-                    let mut rng = Lcg(d as u64 + 7);
+                    let mut rng = testing::Lcg(d as u64 + 7);
                     let (mut now, mut made) = (1_000i64, 0);
                     while !stop.load(Ordering::Relaxed) {
                         for _ in 0..1 + rng.next(2) {
                             now += 1;
-                            let rows: Vec<(String, String)> = device.rows().keys().cloned().collect();
-                            match (rng.next(4), rows.is_empty()) {
-                                (0, _) | (_, true) => {
-                                    made += 1;
-                                    let id = format!("d{d}-row{made}");
-                                    device.create("task", &id, json!({"title": format!("t{now}"), "done": false}), now);
-                                }
-                                (3, false) => {
-                                    let (model, id) = &rows[rng.next(rows.len())];
-                                    device.delete(model, id, now);
-                                }
-                                _ => {
-                                    let (model, id) = &rows[rng.next(rows.len())];
-                                    device.update(model, id, json!({"title": format!("v{d}-{now}")}), now);
-                                }
-                            }
+                            testing::random_edit(&mut device, &mut rng, d, now, &mut made);
                         }
                         let status = sync(&base, &token, &mut device, &mut acknowledged);
                         *statuses.lock().expect("statuses").entry(status).or_default() += 1;

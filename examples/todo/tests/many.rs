@@ -14,22 +14,11 @@ use mobync::db::schema::{diffs, diffs_dropped};
 use mobync::testing;
 use mobync_tests::dbs::{self, Backend};
 use mobync_tests::http::{self, HttpServer};
-use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 const OWNERS: usize = 16;
 const DEVICES: usize = 64;
 const ROUNDS: usize = 6;
-
-/// A tiny deterministic generator: each device plays its own sequence.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.0 >> 33) % n as u64) as usize
-    }
-}
 
 fn unread_server(url: String) -> HttpServer<impl FnMut(&str) -> mobync::client::Rows, impl FnMut() -> String> {
     HttpServer { sync_url: url, rows: |_: &str| unreachable!(), state: || unreachable!() }
@@ -48,29 +37,14 @@ fn two_servers_one_database_sixty_four_devices(backend: Backend) {
             let urls = urls.clone();
             std::thread::spawn(move || {
                 let mut device = Device::new(format!("dev{d}"));
-                let mut rng = Lcg(d as u64 + 1);
+                let mut rng = testing::Lcg(d as u64 + 1);
                 let mut now = 1_000;
                 let mut made = 0;
                 let mut lost = 0;
                 for _ in 0..ROUNDS {
                     for _ in 0..1 + rng.next(3) {
                         now += rng.next(3) as i64;
-                        let rows: Vec<(String, String)> = device.rows().keys().cloned().collect();
-                        match (rng.next(4), rows.is_empty()) {
-                            (0, _) | (_, true) => {
-                                made += 1;
-                                let id = format!("d{d}-row{made}");
-                                device.create("task", &id, json!({"title": format!("t{now}"), "done": false}), now);
-                            }
-                            (3, false) => {
-                                let (model, id) = &rows[rng.next(rows.len())];
-                                device.delete(model, id, now);
-                            }
-                            _ => {
-                                let (model, id) = &rows[rng.next(rows.len())];
-                                device.update(model, id, json!({"title": format!("v{d}-{now}")}), now);
-                            }
-                        }
+                        testing::random_edit(&mut device, &mut rng, d, now, &mut made);
                     }
                     // Either process, whichever this sync reaches.
                     let url = urls[rng.next(2)].clone();

@@ -3,7 +3,7 @@
 //! refuse, and bursts of hundreds of diffs; then every device must hold the
 //! rows of the reference model ([`super::expected_rows`]).
 
-use super::{assert_refused, expected_rows, sync, Server};
+use super::{assert_refused, expected_rows, sync, Lcg, Server};
 use crate::client::{Device, Rows};
 use crate::error::ErrorKind;
 use crate::protocol::{Diff, SyncResponse};
@@ -231,16 +231,6 @@ impl Run<'_> {
         for _ in 0..(20 + rng.next(80)) {
             self.create(device, 1);
         }
-    }
-}
-
-/// A tiny deterministic generator for bursts.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.0 >> 33) % n as u64) as usize
     }
 }
 
