@@ -14,7 +14,8 @@ use mobync::{AuthError, Models, SyncFairing, Syncable};
 use rocket::serde::json::Json;
 use rocket::serde::{Deserialize, Serialize};
 use rocket::{get, http::Status, post, routes, State};
-use sha2::{Digest, Sha256};
+use todo::accounts::{hash, random_hex};
+use todo::rules::text;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../examples/todo/migrations/postgres");
 
@@ -47,26 +48,12 @@ pub struct Project {
     pub name: String,
 }
 
-fn text(what: &str, value: &str) -> Result<(), String> {
-    if value.trim().is_empty() {
-        return Err(format!("{what} must not be empty"));
-    }
-    if value.chars().count() > 200 {
-        return Err(format!("{what} must be at most 200 characters"));
-    }
-    Ok(())
-}
-
 fn task(_owner: &str, task: &Task) -> Result<(), String> {
     text("a task's title", &task.title)
 }
 
 fn project(_owner: &str, project: &Project) -> Result<(), String> {
     text("a project's name", &project.name)
-}
-
-fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn authenticate(conn: &mut PgConnection, token: &str) -> Result<String, AuthError> {
@@ -91,18 +78,12 @@ struct Account {
     owner: String,
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).expect("random bytes");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[post("/signup", data = "<signup>")]
 async fn signup(pool: &State<Pool<PgConnection>>, signup: Json<Signup>) -> Result<Json<Account>, Status> {
     let pool = pool.inner().clone();
     let name = signup.into_inner().name;
     rocket::tokio::task::spawn_blocking(move || {
-        let (owner, token) = (random_hex(16), random_hex(32));
+        let (owner, token) = (random_hex(16).expect("random bytes"), random_hex(32).expect("random bytes"));
         let mut conn = pool.get().map_err(|_| Status::ServiceUnavailable)?;
         diesel::insert_into(users::table)
             .values((users::id.eq(&owner), users::name.eq(&name), users::token_hash.eq(hash(&token))))

@@ -30,13 +30,15 @@ pub struct Account {
     owner: String,
 }
 
-fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+/// `bytes` random bytes, in hex: a new owner id or token.
+pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn hash(token: &str) -> String {
+/// What is stored of a token: its SHA-256, in hex.
+pub fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 

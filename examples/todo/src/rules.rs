@@ -3,7 +3,7 @@
 use crate::models::{Project, Task};
 
 /// Titles and names: non-empty after trimming, at most 200 characters.
-fn text(what: &str, value: &str) -> Result<(), String> {
+pub fn text(what: &str, value: &str) -> Result<(), String> {
     if value.trim().is_empty() {
         return Err(format!("{what} must not be empty"));
     }
