@@ -46,6 +46,7 @@ fn every_error_code_answers_json_and_changes_nothing() {
 
         let cases: Vec<(&str, Vec<u8>, u16, &str, Option<&str>)> = vec![
             ("not JSON", b"{not json".to_vec(), 400, "malformed_request", None),
+            ("an array, not an object", json!([token, 0, [ok]]).to_string().into_bytes(), 400, "malformed_request", None),
             ("missing clock", json!({"auth_token": token, "diffs": []}).to_string().into_bytes(), 400, "malformed_request", None),
             ("clock as text", json!({"auth_token": token, "logical_clock": "1", "diffs": []}).to_string().into_bytes(), 400, "malformed_request", None),
             ("diffs not a list", json!({"auth_token": token, "logical_clock": 1, "diffs": {}}).to_string().into_bytes(), 400, "malformed_request", None),
