@@ -102,9 +102,10 @@ pub fn worked_example(server: &mut dyn Server, token: &str) {
 ///   greatest (`utc_timestamp`, diff `id`), else the create's value.
 ///
 /// That is the merge's outcome when every change made after a device saw
-/// another has a greater timestamp (clocks that never go back, a device's
-/// clock moved past what it receives) and one device's diff ids sort in the
-/// order it made them: both hold for [`converge`]'s runs.
+/// another has a greater timestamp (clocks that never go back, moved past
+/// every change a device has received the effect of, also an update folded
+/// into its create, whose own timestamp the merge drops) and one device's
+/// diff ids sort in the order it made them: both hold for [`converge`]'s runs.
 pub fn expected_rows<'a>(history: impl IntoIterator<Item = &'a Diff>) -> Rows {
     type Key = (String, String);
     let mut created: BTreeMap<Key, JsonObject> = BTreeMap::new();

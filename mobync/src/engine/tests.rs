@@ -219,3 +219,27 @@ proptest! {
         testing::converge(&mut &engine(), &owners, &plan);
     }
 }
+
+/// Found by the property: device 4 creates a project and renames it at
+/// 1414 in one request (the rename is folded into the create, which keeps its
+/// own timestamp); device 0 receives the project, then renames it. Its
+/// rename came after it saw the first one, so it must win, and the runs'
+/// clock must make it newer (it once shared the folded rename's 1414, and the
+/// reference model then picked the other by diff id).
+#[test]
+fn a_change_made_after_receiving_a_folded_update_is_newer_than_it() {
+    use testing::{Plan, Step::*};
+    let steps = vec![
+        Burst { device: 4, seed: 0 },
+        Create { device: 1, model: 0 },
+        Create { device: 1, model: 0 },
+        Create { device: 0, model: 0 },
+        Tick { ms: 0 },
+        Update { device: 4, row: 1, field: 0, value: 0 },
+        Sync { device: 4, lost: false },
+        Sync { device: 0, lost: false },
+        Update { device: 0, row: 1, field: 0, value: 78 },
+    ];
+    let owners = ["alice", "bob"].map(String::from);
+    testing::converge(&mut &engine(), &owners, &Plan { owners: 2, devices: 5, steps });
+}

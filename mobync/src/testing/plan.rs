@@ -92,9 +92,10 @@ struct Run<'a> {
     owners: usize,
     devices: Vec<Device>,
     /// The devices' wall clock: it never goes back, and it moves past every
-    /// timestamp a device receives, so that a change made after seeing
-    /// another is newer than it, while changes made between two syncs often
-    /// share a timestamp (the merge then compares diff ids).
+    /// timestamp made so far when a device receives diffs, so that a change
+    /// made after seeing another is newer than it, while changes made
+    /// between two syncs often share a timestamp (the merge then compares
+    /// diff ids).
     clock: i64,
     made: usize,
 }
@@ -118,9 +119,14 @@ impl Run<'_> {
         self.clock
     }
 
+    /// A device that received diffs moves the clock past every timestamp
+    /// made so far (they are all at most the clock), not only past those
+    /// it received: a create it received may hold an update whose own,
+    /// later timestamp the merge folded away (PROTOCOL.md step 3), and a
+    /// change the device then makes must still be newer than that update.
     fn received(&mut self, answer: &SyncResponse) {
-        if let Some(newest) = answer.diffs.iter().map(|d| d.utc_timestamp).max() {
-            self.clock = self.clock.max(newest + 1);
+        if !answer.diffs.is_empty() {
+            self.clock += 1;
         }
     }
 
