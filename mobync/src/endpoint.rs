@@ -177,10 +177,13 @@ impl<C: LogConnection, O: Owner> Endpoint<C, O> {
     pub fn sync_noting(&self, conn: &mut C, envelope: Envelope, report: &mut Report) -> Result<SyncResponse, SyncError> {
         report.received = envelope.diffs.len();
         let owner = self.authenticate(conn, envelope.auth_token.as_deref())?;
+        if owner.key().is_empty() {
+            return Err(SyncError::unauthenticated("no owner was authenticated"));
+        }
         report.owner = Some(owner.key().into_owned());
         let cursor = envelope.cursor.value()?;
         report.cursor = Some(cursor);
-        let clock = self.engine.check_cursor(conn, &owner, cursor)?;
+        let marks = self.engine.check_cursor(conn, &owner, cursor)?;
         self.engine.check_size(envelope.diffs.len())?;
         let mut diffs = Vec::with_capacity(envelope.diffs.len());
         let mut shape_fault = None;
@@ -193,6 +196,6 @@ impl<C: LogConnection, O: Owner> Endpoint<C, O> {
                 }
             }
         }
-        self.engine.apply_noting(conn, cursor, clock, diffs, shape_fault, &owner, report)
+        self.engine.apply_noting(conn, cursor, marks, diffs, shape_fault, &owner, report)
     }
 }

@@ -12,6 +12,7 @@ use crate::error::SyncError;
 use crate::merge::{merge_owned, Merge};
 use crate::observe::Report;
 use crate::owner::Owner;
+use crate::history::NetRow;
 use crate::protocol::{Diff, JsonObject, OperationType, SyncResponse};
 use std::collections::{HashMap, HashSet};
 
@@ -56,13 +57,118 @@ pub trait Store: Send + Sync {
         applied: &[Diff],
         dropped: &[&str],
     ) -> Result<(), SyncError>;
+
+    /// `owner`'s clock and the marks of its compacted history, `None` for
+    /// an owner the log has never seen; takes no lock. A store that never
+    /// compacts has horizon and purge horizon 0.
+    fn marks(&self, conn: &mut Self::Conn, owner: &str) -> Result<Option<Marks>, SyncError> {
+        let clock = self.clock(conn, owner)?;
+        Ok(Some(Marks {
+            clock,
+            horizon: 0,
+            purged: 0,
+        }))
+    }
+
+    /// `owner`'s net rows (its history below the horizon, see
+    /// [`crate::history`]) changed at or after `since`, and those of `rows`
+    /// (model, row id) whatever their last change.
+    fn net_rows(
+        &self,
+        conn: &mut Self::Conn,
+        owner: &str,
+        since: i64,
+        rows: &[(&str, &str)],
+    ) -> Result<Vec<NetRow>, SyncError> {
+        let _ = (conn, owner, since, rows);
+        Ok(Vec::new())
+    }
+
+    /// `owner`'s log entries stamped from `from` up to `to` (excluded), in
+    /// accepted order, whole stamps only: as many stamps as fit in `limit`
+    /// entries, and at least the first one whatever its size. Also the
+    /// first stamp not read (`to` once every entry below it was read).
+    fn log_chunk(
+        &self,
+        conn: &mut Self::Conn,
+        owner: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<(Vec<Diff>, i64), SyncError> {
+        let _ = (conn, owner, from, to, limit);
+        Err(no_history())
+    }
+
+    /// One step of a compaction, in the write transaction that locked the
+    /// owner's clock: replaces the net rows of `rows`' keys with `rows`,
+    /// deletes the log entries stamped below `horizon`, keeps the ids of
+    /// `squashed` (id, stamp) known for retries (noted at `now_ms`), and
+    /// moves the horizon to `horizon`.
+    fn squash(
+        &self,
+        conn: &mut Self::Conn,
+        owner: &str,
+        rows: &[NetRow],
+        squashed: &[(&str, i64)],
+        horizon: i64,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        let _ = (conn, owner, rows, squashed, horizon, now_ms);
+        Err(no_history())
+    }
+
+    /// Forgets the squashed ids of `owner` noted before `before_ms` (the
+    /// retry window is over); how many.
+    fn forget_squashed(
+        &self,
+        conn: &mut Self::Conn,
+        owner: &str,
+        before_ms: i64,
+    ) -> Result<usize, SyncError> {
+        let _ = (conn, owner, before_ms);
+        Err(no_history())
+    }
+
+    /// In the write transaction that locked the owner's clock: deletes the
+    /// tombstones of rows deleted below `below` (at most the horizon) and
+    /// moves the purge horizon there; how many.
+    fn purge(&self, conn: &mut Self::Conn, owner: &str, below: i64) -> Result<usize, SyncError> {
+        let _ = (conn, owner, below);
+        Err(no_history())
+    }
+
+    /// How many log entries and net rows `owner` has.
+    fn entries(&self, conn: &mut Self::Conn, owner: &str) -> Result<(u64, u64), SyncError> {
+        let _ = (conn, owner);
+        Err(no_history())
+    }
 }
+
+fn no_history() -> SyncError {
+    SyncError::internal("this store keeps no compacted history")
+}
+
+/// An owner's clock and the marks of its compacted history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// The next stamp.
+    pub clock: i64,
+    /// Log entries stamped below it are squashed into net rows.
+    pub horizon: i64,
+    /// Tombstones of rows deleted below it are gone: a cursor from 1 up to
+    /// it (excluded) is answered 410 `reset_required`.
+    pub purged: i64,
+}
+
 
 /// Diff ids an earlier request already brought (see [`Store::known_ids`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KnownIds {
-    /// Applied and stored in the diff log.
+    /// Applied and stored in the diff log (or squashed below the horizon).
     pub stored: HashSet<String>,
+    /// The stamps of the stored ones that were squashed by a compaction.
+    pub squashed: HashMap<String, i64>,
     /// Dropped by that request's merge.
     pub dropped: HashSet<String>,
 }
@@ -122,12 +228,57 @@ pub struct Mobync<St, Sy> {
     store: St,
     sync: Sy,
     max_diffs: usize,
+    max_clock_skew_ms: i64,
+    retry_window_ms: i64,
+    wall_clock: WallClock,
 }
+
+/// The server's wall clock, in milliseconds since the epoch: what a diff's
+/// `utc_timestamp` is compared with (see [`Mobync::with_max_clock_skew`]).
+/// Tests pass a clock they drive.
+pub type WallClock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock, as a [`WallClock`].
+pub fn system_clock() -> WallClock {
+    std::sync::Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    })
+}
+
+/// The default most a diff's `utc_timestamp` may be ahead of the server's
+/// clock: 10 minutes (PROTOCOL.md, "Timestamps from the future").
+pub const DEFAULT_MAX_CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
+
+/// The default time the ids of squashed diffs stay known for retries: 30
+/// days.
+pub const DEFAULT_RETRY_WINDOW_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+/// Log entries one compaction step squashes at most (whole stamps; a
+/// larger stamp is one step): each step is one short transaction under the
+/// owner's lock.
+pub const COMPACTION_STEP: usize = 2_000;
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Compacted {
+    /// The owner's horizon now.
+    pub horizon: i64,
+    /// Log entries and net rows before.
+    pub entries_before: u64,
+    /// Log entries and net rows after.
+    pub entries_after: u64,
+    /// Transactions it took.
+    #[serde(skip)]
+    pub steps: usize,
+}
+
 
 /// What the read part of a sync found: the clock, the stored diffs since
 /// the cursor, the request's diffs already known, and the merge of them.
 struct Reading {
-    clock: i64,
+    marks: Marks,
     merge: Merge,
     dropped: Vec<String>,
     /// An update naming no field, of a row this owner lacks (its position
@@ -142,8 +293,43 @@ where
 {
     /// An engine over `store` and the app's `sync`.
     pub fn new(store: St, sync: Sy) -> Self {
-        Mobync { store, sync, max_diffs: DEFAULT_MAX_DIFFS }
+        Mobync {
+            store,
+            sync,
+            max_diffs: DEFAULT_MAX_DIFFS,
+            max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
+            retry_window_ms: DEFAULT_RETRY_WINDOW_MS,
+            wall_clock: system_clock(),
+        }
     }
+
+    /// Sets how far (milliseconds) a diff's `utc_timestamp` may be ahead of
+    /// the server's clock: a diff further ahead is accepted with the
+    /// server's clock as its timestamp (and counted in
+    /// `mobync_clock_skew_clamped_total`). 0 turns the check off.
+    pub fn with_max_clock_skew(mut self, max_ms: i64) -> Self {
+        self.max_clock_skew_ms = max_ms.max(0);
+        self
+    }
+
+    /// Sets how long (milliseconds) the ids of squashed diffs stay known
+    /// for retries after a compaction.
+    pub fn with_retry_window(mut self, window_ms: i64) -> Self {
+        self.retry_window_ms = window_ms.max(0);
+        self
+    }
+
+    /// Sets the server's wall clock (tests drive their own).
+    pub fn with_wall_clock(mut self, clock: WallClock) -> Self {
+        self.wall_clock = clock;
+        self
+    }
+
+    /// The server's wall clock now, in milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        (self.wall_clock)()
+    }
+
 
     /// Sets the maximum number of diffs in one request (413 above it).
     pub fn with_max_diffs(mut self, max_diffs: usize) -> Self {
@@ -167,19 +353,15 @@ where
     }
 
     /// Checks the cursor against `owner`'s clock (PROTOCOL.md's step 3):
-    /// 409 if it is negative or ahead. Returns the clock.
-    pub fn check_cursor(&self, conn: &mut St::Conn, owner: &Sy::Owner, cursor: i64) -> Result<i64, SyncError> {
+    /// 409 if it is negative or ahead, 410 if it is older than the purge
+    /// horizon of tombstones. Returns the clock and history marks.
+    pub fn check_cursor(&self, conn: &mut St::Conn, owner: &Sy::Owner, cursor: i64) -> Result<Marks, SyncError> {
         if cursor < 0 {
             return Err(SyncError::invalid_clock(format!("`logical_clock` must be >= 0, not {cursor}")));
         }
-        let clock = self.store.clock(conn, &owner.key())?;
-        if cursor > clock {
-            return Err(SyncError::invalid_clock(format!(
-                "`logical_clock` {cursor} is ahead of the server's clock {clock}: the server's data is older \
-                 than this device's (restored from a backup?)"
-            )));
-        }
-        Ok(clock)
+        let marks = self.store.marks(conn, &owner.key())?.unwrap_or_default();
+        check_marks(cursor, &marks)?;
+        Ok(marks)
     }
 
     /// Checks the number of diffs (PROTOCOL.md's step 4): 413 above the limit.
@@ -207,12 +389,12 @@ where
         if owner.key().is_empty() {
             return Err(SyncError::unauthenticated("no owner was authenticated"));
         }
-        let clock = self.check_cursor(conn, owner, cursor)?;
+        let marks = self.check_cursor(conn, owner, cursor)?;
         self.check_size(diffs.len())?;
-        self.apply_from(conn, cursor, clock, diffs, None, owner)
+        self.apply_from(conn, cursor, marks, diffs, None, owner)
     }
 
-    /// [`apply`](Mobync::apply) once the cursor (read as `clock`) and the
+    /// [`apply`](Mobync::apply) once the cursor (against `marks`) and the
     /// size are checked. `diffs` are the request's diffs up to the first one
     /// that could not be decoded, whose fault is `undecoded` (if any): a
     /// fault of a diff ahead of it wins, else that one is answered.
@@ -220,12 +402,12 @@ where
         &self,
         conn: &mut St::Conn,
         cursor: i64,
-        clock: i64,
+        marks: Marks,
         diffs: Vec<Diff>,
         undecoded: Option<SyncError>,
         owner: &Sy::Owner,
     ) -> Result<SyncResponse, SyncError> {
-        self.apply_noting(conn, cursor, clock, diffs, undecoded, owner, &mut Report::default())
+        self.apply_noting(conn, cursor, marks, diffs, undecoded, owner, &mut Report::default())
     }
 
     /// [`apply_from`](Mobync::apply_from), noting in `report` the diffs it
@@ -235,24 +417,25 @@ where
         &self,
         conn: &mut St::Conn,
         cursor: i64,
-        clock: i64,
-        diffs: Vec<Diff>,
+        marks: Marks,
+        mut diffs: Vec<Diff>,
         undecoded: Option<SyncError>,
         owner: &Sy::Owner,
         report: &mut Report,
     ) -> Result<SyncResponse, SyncError> {
+        self.clamp_future(&mut diffs);
         if let Err((at, err)) = self.check_batch(&diffs) {
             return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
         }
         if let Some(err) = undecoded {
             return Err(self.earliest_fault(conn, cursor, &diffs, owner, err));
         }
-        let mut reading = self.read(conn, owner, cursor, clock, &diffs)?;
+        let mut reading = self.read_settled(conn, owner, cursor, marks, &diffs)?;
         if let Some((at, err)) = reading.rowless.take() {
             return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
         }
         let answer = if reading.merge.apply.is_empty() && reading.dropped.is_empty() {
-            SyncResponse::ok(reading.clock, reading.merge.send)
+            SyncResponse::ok(reading.marks.clock, reading.merge.send)
         } else {
             let (answer, noted) = self.store.write(conn, |conn| self.write(conn, cursor, &diffs, owner, reading))?;
             report.absorb(noted);
@@ -284,13 +467,17 @@ where
             return Err(SyncError::unauthenticated("no owner was authenticated"));
         }
         let clock = self.store.lock_clock(conn, &key)?;
+        let marks = self.store.marks(conn, &key)?.unwrap_or(Marks { clock, ..Marks::default() });
         let cursor = cursor.unwrap_or(clock);
         if cursor < 0 || cursor > clock {
             return Err(SyncError::invalid_clock(format!("`logical_clock` {cursor} is not within 0..={clock}")));
         }
+        check_marks(cursor, &marks)?;
         self.check_size(diffs.len())?;
+        let mut diffs = diffs;
+        self.clamp_future(&mut diffs);
         self.check_batch(&diffs).map_err(|(_, err)| err)?;
-        let mut reading = self.read(conn, owner, cursor, clock, &diffs)?;
+        let mut reading = self.read(conn, owner, cursor, marks, &diffs)?;
         if let Some((_, err)) = reading.rowless.take() {
             return Err(err);
         }
@@ -327,24 +514,139 @@ where
 
     /// The read part: the stored diffs since the cursor (up to the clock read
     /// before them, so that both agree), the request's known ids, the merge.
-    fn read(&self, conn: &mut St::Conn, owner: &Sy::Owner, cursor: i64, clock: i64, diffs: &[Diff]) -> Result<Reading, SyncError> {
+    fn read(
+        &self,
+        conn: &mut St::Conn,
+        owner: &Sy::Owner,
+        cursor: i64,
+        marks: Marks,
+        diffs: &[Diff],
+    ) -> Result<Reading, SyncError> {
         let key = owner.key();
         let ids: Vec<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
         let known = self.store.known_ids(conn, &key, &ids)?;
-        let server = self.store.diffs_between(conn, &key, cursor, clock)?;
+        let server = self.stored_since(conn, &key, cursor, marks, diffs, &known)?;
         let rowless = self.rowless_empty_update(conn, owner, diffs, &known, &server)?;
-        let mut reading = self.merge(clock, known, server, diffs);
+        let mut reading = self.merge(cursor, marks, known, server, diffs);
         reading.rowless = rowless;
         Ok(reading)
     }
 
+    /// [`read`](Mobync::read) outside the write transaction: read again if
+    /// a compaction or a purge moved the owner's history meanwhile (the
+    /// log and the net rows must be read as of one horizon).
+    fn read_settled(
+        &self,
+        conn: &mut St::Conn,
+        owner: &Sy::Owner,
+        cursor: i64,
+        marks: Marks,
+        diffs: &[Diff],
+    ) -> Result<Reading, SyncError> {
+        let key = owner.key();
+        let mut marks = marks;
+        loop {
+            let reading = self.read(conn, owner, cursor, marks, diffs)?;
+            let now = self.store.marks(conn, &key)?.unwrap_or_default();
+            if (now.horizon, now.purged) == (marks.horizon, marks.purged) {
+                return Ok(reading);
+            }
+            check_marks(cursor, &now)?;
+            marks = Marks {
+                clock: marks.clock,
+                ..now
+            };
+        }
+    }
+
+    /// The owner's stored diffs the merge meets (S): those stamped at or
+    /// after `cursor` and before the clock; below the horizon, the net
+    /// change of each row since the cursor, and for the rows the request
+    /// touches what [`NetRow::rivals`] says (PROTOCOL.md, "History").
+    fn stored_since(
+        &self,
+        conn: &mut St::Conn,
+        key: &str,
+        cursor: i64,
+        marks: Marks,
+        diffs: &[Diff],
+        known: &KnownIds,
+    ) -> Result<Vec<Diff>, SyncError> {
+        if cursor >= marks.horizon {
+            return self.store.diffs_between(conn, key, cursor, marks.clock);
+        }
+        // The rows the merge meets the request on: those of its diffs but
+        // the ones an earlier merge dropped (they take no part again).
+        let mut touched: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+        for diff in diffs.iter().filter(|d| !known.dropped.contains(&d.id)) {
+            let fields = touched
+                .entry((diff.model.as_str(), diff.row_id()))
+                .or_default();
+            if diff.op == OperationType::Update {
+                fields.extend(diff.data.keys().map(String::as_str).filter(|k| *k != "id"));
+            }
+        }
+        let rows: Vec<(&str, &str)> = touched.keys().copied().collect();
+        let mut nets = self.store.net_rows(conn, key, cursor, &rows)?;
+        nets.sort_by(|a, b| (a.last_clock, &a.model, &a.id).cmp(&(b.last_clock, &b.model, &b.id)));
+        let mut server = Vec::new();
+        for net in &nets {
+            match touched.get(&(net.model.as_str(), net.id.as_str())) {
+                Some(fields) => server.extend(net.rivals(cursor, fields, key)),
+                None => server.extend(net.since(cursor, key)),
+            }
+        }
+        server.extend(
+            self.store
+                .diffs_between(conn, key, marks.horizon, marks.clock)?,
+        );
+        // A row deleted since the cursor takes no part in the merge but
+        // its delete: the rivals kept from before the cursor go.
+        let deleted: HashSet<(String, String)> = server
+            .iter()
+            .filter(|d| d.op == OperationType::Delete)
+            .map(|d| (d.model.clone(), d.row_id().to_owned()))
+            .collect();
+        if !deleted.is_empty() {
+            server.retain(|d| {
+                d.logical_clock >= cursor
+                    || !deleted.contains(&(d.model.clone(), d.row_id().to_owned()))
+            });
+        }
+        Ok(server)
+    }
+
+    /// Sets the `utc_timestamp` of each diff further ahead of the server's
+    /// clock than the allowed skew to the server's clock.
+    fn clamp_future(&self, diffs: &mut [Diff]) {
+        if self.max_clock_skew_ms == 0 {
+            return;
+        }
+        let now = self.now_ms();
+        let mut clamped = 0u64;
+        for diff in diffs.iter_mut() {
+            if diff.utc_timestamp.saturating_sub(now) > self.max_clock_skew_ms {
+                diff.utc_timestamp = now;
+                clamped += 1;
+            }
+        }
+        if clamped > 0 {
+            metrics::counter!(crate::observe::names::CLOCK_SKEW_CLAMPED).increment(clamped);
+            tracing::info!(
+                clamped,
+                "mobync: diffs stamped in the future got the server's time"
+            );
+        }
+    }
+
     /// Merges the stored diffs with the request's, leaving out what an
     /// earlier request already brought.
-    fn merge(&self, clock: i64, known: KnownIds, stored: Vec<Diff>, diffs: &[Diff]) -> Reading {
+    fn merge(&self, cursor: i64, marks: Marks, known: KnownIds, stored: Vec<Diff>, diffs: &[Diff]) -> Reading {
         // Never send a device its own diffs; note when the stored ones were
         // stamped, for the retry rule of the merge.
         let own: HashSet<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
-        let mut applied: HashMap<String, i64> = known.stored.iter().map(|id| (id.clone(), i64::MIN)).collect();
+        let mut applied: HashMap<String, i64> =
+            known.stored.iter().map(|id| (id.clone(), known.squashed.get(id).copied().unwrap_or(i64::MIN))).collect();
         let mut server = Vec::with_capacity(stored.len());
         for diff in stored {
             if own.contains(diff.id.as_str()) {
@@ -356,14 +658,20 @@ where
         // What an earlier merge dropped stays dropped; what it applied takes
         // part again but is not applied twice.
         let local: Vec<Diff> = diffs.iter().filter(|d| !known.dropped.contains(&d.id)).cloned().collect();
+        let named: HashSet<(String, String, String)> = local
+            .iter()
+            .filter(|d| d.op == OperationType::Update)
+            .flat_map(|d| d.data.keys().map(move |k| (d.model.clone(), d.row_id().to_owned(), k.clone())))
+            .collect();
         let mut merge = merge_owned(server, local, &applied);
+        keep_rivals_that_won(&mut merge.send, cursor, &named);
         merge.apply.retain(|d| !known.stored.contains(&d.id));
         // Every new diff of the request is now stored or remembered as
         // dropped: a retry, whenever it comes, applies none of them again.
         let kept: HashSet<&str> = merge.apply.iter().map(|d| d.id.as_str()).collect();
         let dropped =
             diffs.iter().map(|d| d.id.as_str()).filter(|id| !kept.contains(id) && !known.contains(id)).map(str::to_owned).collect();
-        Reading { clock, merge, dropped, rowless: None }
+        Reading { marks, merge, dropped, rowless: None }
     }
 
     /// The write part, in the write transaction: lock the clock; if another
@@ -379,10 +687,12 @@ where
     ) -> Result<(SyncResponse, Report), SyncError> {
         let key = owner.key();
         let clock = self.store.lock_clock(conn, &key)?;
-        if clock != reading.clock {
-            reading = self.read(conn, owner, cursor, clock, diffs)?;
+        let marks = self.store.marks(conn, &key)?.unwrap_or(Marks { clock, ..Marks::default() });
+        if marks != reading.marks {
+            check_marks(cursor, &marks)?;
+            reading = self.read(conn, owner, cursor, marks, diffs)?;
         }
-        let Reading { clock, merge: Merge { mut apply, send }, dropped, rowless } = reading;
+        let Reading { marks: Marks { clock, .. }, merge: Merge { mut apply, send }, dropped, rowless } = reading;
         if let Some((_, err)) = rowless {
             return Err(err);
         }
@@ -406,6 +716,58 @@ where
         Ok((SyncResponse::ok(clock, send), noted))
     }
 }
+
+/// The rivals kept from before the cursor ([`NetRow::rivals`]) reach D
+/// only with the fields where they beat the request's update and no later
+/// diff of D sets the field anyway: a device gets nothing it already had.
+fn keep_rivals_that_won(
+    send: &mut Vec<Diff>,
+    cursor: i64,
+    named: &HashSet<(String, String, String)>,
+) {
+    if send.iter().all(|d| d.logical_clock >= cursor) {
+        return;
+    }
+    let later: HashSet<(String, String, String)> = send
+        .iter()
+        .filter(|d| d.logical_clock >= cursor && d.op != OperationType::Delete)
+        .flat_map(|d| {
+            d.data
+                .keys()
+                .map(move |k| (d.model.clone(), d.row_id().to_owned(), k.clone()))
+        })
+        .collect();
+    for diff in send.iter_mut().filter(|d| d.logical_clock < cursor) {
+        let (model, row) = (diff.model.clone(), diff.row_id().to_owned());
+        diff.data.retain(|k, _| {
+            let at = (model.clone(), row.clone(), k.clone());
+            k == "id" || (named.contains(&at) && !later.contains(&at))
+        });
+    }
+    send.retain(|d| d.logical_clock >= cursor || d.data.len() > 1);
+}
+
+/// 409 for a cursor ahead of the clock, 410 for one older than the purge
+/// horizon (cursor 0, a device starting afresh, is never too old).
+fn check_marks(cursor: i64, marks: &Marks) -> Result<(), SyncError> {
+    if cursor > marks.clock {
+        return Err(SyncError::invalid_clock(format!(
+            "`logical_clock` {cursor} is ahead of the server's clock {}: the server's data is older \
+             than this device's (restored from a backup?)",
+            marks.clock
+        )));
+    }
+    if cursor > 0 && cursor < marks.purged {
+        return Err(SyncError::reset_required(format!(
+            "`logical_clock` {cursor} is older than the history the server keeps (deleted rows are known from \
+             {} on): clear this device's data and sync again from 0",
+            marks.purged
+        )));
+    }
+    Ok(())
+}
+
+mod compact;
 
 #[cfg(test)]
 mod tests;

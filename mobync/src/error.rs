@@ -18,6 +18,9 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// 422: a diff is inconsistent (unknown model or field, missing row...).
     InvalidDiff,
+    /// 410: the cursor is older than the purge horizon of tombstones: the
+    /// device must clear its data and sync again from cursor 0.
+    ResetRequired,
     /// 408: the body did not arrive within the read deadline.
     Timeout,
     /// 500: anything else; the message never carries internals.
@@ -37,6 +40,7 @@ impl ErrorKind {
             ErrorKind::InvalidClock => "invalid_clock",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::InvalidDiff => "invalid_diff",
+            ErrorKind::ResetRequired => "reset_required",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Internal => "internal",
             ErrorKind::Unavailable => "unavailable",
@@ -52,6 +56,7 @@ impl ErrorKind {
             ErrorKind::InvalidClock => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::InvalidDiff => 422,
+            ErrorKind::ResetRequired => 410,
             ErrorKind::Timeout => 408,
             ErrorKind::Internal => 500,
             ErrorKind::Unavailable => 503,
@@ -59,13 +64,14 @@ impl ErrorKind {
     }
 
     /// Every kind, in the order of PROTOCOL.md's table.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::MalformedRequest,
         ErrorKind::Unauthenticated,
         ErrorKind::Forbidden,
         ErrorKind::InvalidClock,
         ErrorKind::PayloadTooLarge,
         ErrorKind::InvalidDiff,
+        ErrorKind::ResetRequired,
         ErrorKind::Timeout,
         ErrorKind::Internal,
         ErrorKind::Unavailable,
@@ -131,6 +137,11 @@ impl SyncError {
     /// 422 `invalid_diff`.
     pub fn invalid_diff(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidDiff, message)
+    }
+
+    /// 410 `reset_required`.
+    pub fn reset_required(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::ResetRequired, message)
     }
 
     /// 500 `internal`. The detail goes to the log, never to the client.
@@ -257,6 +268,7 @@ mod tests {
             (ErrorKind::InvalidClock, 409, "invalid_clock"),
             (ErrorKind::PayloadTooLarge, 413, "payload_too_large"),
             (ErrorKind::InvalidDiff, 422, "invalid_diff"),
+            (ErrorKind::ResetRequired, 410, "reset_required"),
             (ErrorKind::Timeout, 408, "timeout"),
             (ErrorKind::Internal, 500, "internal"),
             (ErrorKind::Unavailable, 503, "unavailable"),

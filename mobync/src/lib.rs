@@ -26,6 +26,7 @@ pub mod __private_0_1;
 pub mod endpoint;
 pub mod engine;
 pub mod error;
+pub mod history;
 #[cfg(feature = "rocket")]
 pub mod fairing;
 pub mod memory;
@@ -38,7 +39,7 @@ pub mod syncable;
 pub mod testing;
 
 pub use endpoint::{AuthError, Authenticator};
-pub use engine::{KnownIds, Mobync, Store, Synchronizer, DEFAULT_MAX_DIFFS};
+pub use engine::{Compacted, KnownIds, Marks, Mobync, Store, Synchronizer, DEFAULT_MAX_DIFFS};
 pub use error::{ErrorBody, ErrorKind, SyncError};
 #[cfg(feature = "rocket")]
 pub use fairing::SyncFairing;

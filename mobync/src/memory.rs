@@ -15,7 +15,8 @@
 //! assert_eq!(rows[&("task".to_string(), "r1".to_string())]["title"], "milk");
 //! ```
 
-use crate::engine::{KnownIds, Store, Synchronizer};
+use crate::engine::{KnownIds, Marks, Store, Synchronizer};
+use crate::history::NetRow;
 use crate::error::SyncError;
 use crate::protocol::{Diff, JsonObject, OperationType};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +42,14 @@ pub struct OwnerLog {
     pub stored: BTreeSet<String>,
     /// Ids the merge dropped, remembered for retries.
     pub dropped: BTreeSet<String>,
+    /// Entries stamped below it are squashed into `net`.
+    pub horizon: i64,
+    /// Tombstones deleted below it are purged.
+    pub purged: i64,
+    /// The history below the horizon, one net row per (model, row id).
+    pub net: BTreeMap<(String, String), NetRow>,
+    /// Ids of squashed entries: their stamp and when they were squashed.
+    pub squashed: BTreeMap<String, (i64, i64)>,
 }
 
 /// Everything the memory store holds; cloned to run a transaction.
@@ -143,9 +152,16 @@ impl Store for MemoryStore {
     fn known_ids(&self, conn: &mut MemoryConn, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
         conn.with(|db| {
             let Some(log) = db.logs.get(owner) else { return KnownIds::default() };
+            let squashed: std::collections::HashMap<String, i64> =
+                ids.iter().filter_map(|id| log.squashed.get(*id).map(|(stamp, _)| (id.to_string(), *stamp))).collect();
             KnownIds {
-                stored: ids.iter().filter(|id| log.stored.contains(**id)).map(|id| id.to_string()).collect(),
+                stored: ids
+                    .iter()
+                    .filter(|id| log.stored.contains(**id) || squashed.contains_key(**id))
+                    .map(|id| id.to_string())
+                    .collect(),
                 dropped: ids.iter().filter(|id| log.dropped.contains(**id)).map(|id| id.to_string()).collect(),
+                squashed,
             }
         })
     }
@@ -166,6 +182,125 @@ impl Store for MemoryStore {
             if !applied.is_empty() {
                 log.clock = stamp + 1;
             }
+        })
+    }
+
+    fn marks(&self, conn: &mut MemoryConn, owner: &str) -> Result<Option<Marks>, SyncError> {
+        conn.with(|db| {
+            db.logs.get(owner).map(|l| Marks {
+                clock: l.clock,
+                horizon: l.horizon,
+                purged: l.purged,
+            })
+        })
+    }
+
+    fn net_rows(
+        &self,
+        conn: &mut MemoryConn,
+        owner: &str,
+        since: i64,
+        rows: &[(&str, &str)],
+    ) -> Result<Vec<NetRow>, SyncError> {
+        conn.with(|db| {
+            let Some(log) = db.logs.get(owner) else {
+                return Vec::new();
+            };
+            log.net
+                .values()
+                .filter(|row| {
+                    row.last_clock >= since || rows.contains(&(row.model.as_str(), row.id.as_str()))
+                })
+                .cloned()
+                .collect()
+        })
+    }
+
+    fn log_chunk(
+        &self,
+        conn: &mut MemoryConn,
+        owner: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<(Vec<Diff>, i64), SyncError> {
+        let all = self.diffs_between(conn, owner, from, to)?;
+        let mut end = 0;
+        let mut next = to;
+        while end < all.len() {
+            let stamp = all[end].logical_clock;
+            let stamp_end = end
+                + all[end..]
+                    .iter()
+                    .take_while(|d| d.logical_clock == stamp)
+                    .count();
+            if end > 0 && stamp_end > limit {
+                next = stamp;
+                break;
+            }
+            end = stamp_end;
+        }
+        Ok((all[..end].to_vec(), next))
+    }
+
+    fn squash(
+        &self,
+        conn: &mut MemoryConn,
+        owner: &str,
+        rows: &[NetRow],
+        squashed: &[(&str, i64)],
+        horizon: i64,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        conn.with(|db| {
+            let log = db.logs.entry(owner.to_owned()).or_default();
+            for row in rows {
+                log.net
+                    .insert((row.model.clone(), row.id.clone()), row.clone());
+            }
+            for (id, stamp) in squashed {
+                log.stored.remove(*id);
+                log.squashed.insert(id.to_string(), (*stamp, now_ms));
+            }
+            log.diffs.retain(|d| d.logical_clock >= horizon);
+            log.horizon = horizon;
+        })
+    }
+
+    fn forget_squashed(
+        &self,
+        conn: &mut MemoryConn,
+        owner: &str,
+        before_ms: i64,
+    ) -> Result<usize, SyncError> {
+        conn.with(|db| {
+            let Some(log) = db.logs.get_mut(owner) else {
+                return 0;
+            };
+            let before = log.squashed.len();
+            log.squashed.retain(|_, (_, noted)| *noted >= before_ms);
+            before - log.squashed.len()
+        })
+    }
+
+    fn purge(&self, conn: &mut MemoryConn, owner: &str, below: i64) -> Result<usize, SyncError> {
+        conn.with(|db| {
+            let Some(log) = db.logs.get_mut(owner) else {
+                return 0;
+            };
+            let before = log.net.len();
+            log.net
+                .retain(|_, row| row.deleted.as_ref().is_none_or(|d| d.clock >= below));
+            log.purged = below;
+            before - log.net.len()
+        })
+    }
+
+    fn entries(&self, conn: &mut MemoryConn, owner: &str) -> Result<(u64, u64), SyncError> {
+        conn.with(|db| {
+            db.logs
+                .get(owner)
+                .map_or((0, 0), |l| (l.diffs.len() as u64, l.net.len() as u64))
         })
     }
 }

@@ -63,6 +63,11 @@ pub mod names {
     pub const POOL_WAIT_SECONDS: &str = "mobync_pool_wait_seconds";
     /// Counter: waits for a pool connection that ran out (answered 503).
     pub const POOL_TIMEOUTS: &str = "mobync_pool_timeouts_total";
+    /// Counter: diffs whose `utc_timestamp` was further ahead of the
+    /// server's clock than `max_clock_skew` and got the server's time.
+    pub const CLOCK_SKEW_CLAMPED: &str = "mobync_clock_skew_clamped_total";
+    /// Counter: log entries compactions squashed into net rows.
+    pub const COMPACTED_ENTRIES: &str = "mobync_compacted_entries_total";
     /// Counter, label `state`: hub messages that entered a state
     /// (`pending`, `processing`, `acknowledged`, `failed`).
     pub const HUB_MESSAGES: &str = "mobync_hub_messages_total";

@@ -100,7 +100,7 @@ fn object<const N: usize>(pairs: [(&str, Value); N]) -> JsonObject {
 /// model row of every owner, the whole diff log, the clocks and the dropped
 /// ids, one line of text per row, in a stable order.
 pub fn dump(db: &TestDb) -> Vec<String> {
-    dump_tables(db, &["tasks", "projects", "diffs", "diffs_clocks", "diffs_dropped"])
+    dump_tables(db, &["tasks", "projects", "diffs", "diffs_clocks", "diffs_dropped", "diffs_net", "diffs_squashed"])
 }
 
 /// [`dump`] of some of those tables only.
@@ -108,12 +108,14 @@ pub fn dump_tables(db: &TestDb, only: &[&str]) -> Vec<String> {
     let mut conn = crate::dbs::connect(db);
     let d = db.dialect();
     let log = ["id", "owner", "logical_clock", "utc_timestamp", "type", "model", "json_data", "seq"];
-    let tables: [(&str, &[&str]); 5] = [
+    let tables: [(&str, &[&str]); 7] = [
         ("tasks", &["id", "owner", "title", "done"]),
         ("projects", &["id", "owner", "name"]),
         ("diffs", &log),
-        ("diffs_clocks", &["owner", "logical_clock"]),
+        ("diffs_clocks", &["owner", "logical_clock", "horizon", "purged"]),
         ("diffs_dropped", &["owner", "id"]),
+        ("diffs_net", &["owner", "model", "row_id", "fields", "last_clock"]),
+        ("diffs_squashed", &["owner", "id", "logical_clock"]),
     ];
     let mut out = Vec::new();
     for (table, columns) in tables.into_iter().filter(|(t, _)| only.contains(t)) {

@@ -5,7 +5,7 @@
 use mobync::client::{Device, Rows};
 use mobync::db::{self, DbConnection, DieselStore, Pool, PoolSettings, Tables};
 use mobync::testing::{self, Server};
-use mobync::{Diff, ErrorKind, Mobync, Models, OperationType::*, SyncError, SyncRequest, SyncResponse};
+use mobync::{Diff, ErrorKind, Mobync, Models, OperationType::*, Store, SyncError, SyncRequest, SyncResponse};
 use mobync_tests::dbs::{self, Backend, TestDb};
 use mobync_tests::models;
 use proptest::test_runner::{Config, TestRunner};
@@ -50,6 +50,14 @@ impl Server for DbServer<'_> {
     fn state(&mut self) -> String {
         models::dump(self.1.expect("this DbServer was made without its database")).join("\n")
     }
+
+    fn compact(&mut self, token: &str, pick: u8) -> bool {
+        let mut conn = self.0.pool.get().expect("connection");
+        let store = self.0.engine.store();
+        let Some(marks) = store.marks(&mut *conn, token).expect("marks") else { return false };
+        let below = testing::horizon_of(pick, marks.clock);
+        self.0.engine.compact(&mut *conn, token, Some(below)).expect("compaction").is_some()
+    }
 }
 
 fn each_backend(test: impl Fn(&TestDb)) {
@@ -76,14 +84,18 @@ fn devices_converge_on_every_backend() {
         let cases = if db.backend() == Backend::Sqlite { 48 } else { 24 };
         let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
         let owners = std::sync::atomic::AtomicUsize::new(0);
+        let compactions = std::sync::atomic::AtomicUsize::new(0);
         runner
             .run(&testing::plans(40), |plan| {
                 let run = owners.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let tokens: Vec<String> = (0..3).map(|o| format!("owner{run}x{o}")).collect();
-                testing::converge(&mut DbServer(&engine, Some(db)), &tokens, &plan);
+                let ran = testing::converge(&mut DbServer(&engine, Some(db)), &tokens, &plan);
+                compactions.fetch_add(ran, std::sync::atomic::Ordering::SeqCst);
                 Ok(())
             })
             .unwrap_or_else(|e| panic!("{:?}: {e}", db.backend()));
+        // The runs compact owners' logs at random horizons between syncs.
+        assert!(compactions.into_inner() > 0, "{:?}: no compaction ran", db.backend());
     });
 }
 

@@ -63,15 +63,18 @@ pub struct NumberRow {
     pub n: i64,
 }
 
-/// A diff id and whether it is in the log (`s`) or among the dropped (`d`).
+/// A diff id and whether it is in the log, squashed, or among the dropped.
 #[derive(Debug, QueryableByName)]
 pub struct KnownRow {
     /// The diff id.
     #[diesel(sql_type = Text)]
     pub id: String,
-    /// `s` or `d`.
+    /// `s` (in the log), `q` (squashed) or `d` (dropped).
     #[diesel(sql_type = Text)]
     pub kind: String,
+    /// Its stamp (`-1` for a dropped one).
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
 }
 
 /// A row type of raw SQL that every enabled backend can load (a

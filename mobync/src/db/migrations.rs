@@ -13,10 +13,11 @@ use diesel::migration::{self, Migration, MigrationMetadata, MigrationName, Migra
 use std::fmt;
 
 /// The versions of mobync's migrations, oldest first.
-pub const VERSIONS: [&str; 2] = ["00000000000001", "00000000000002"];
+pub const VERSIONS: [&str; 3] = ["00000000000001", "00000000000002", "00000000000003"];
 
 /// The names of mobync's migrations (their directories).
-const NAMES: [&str; 2] = ["00000000000001_mobync_diffs", "00000000000002_mobync_exact_ids"];
+const NAMES: [&str; 3] =
+    ["00000000000001_mobync_diffs", "00000000000002_mobync_exact_ids", "00000000000003_mobync_history"];
 
 macro_rules! shipped {
     ($backend:literal) => {
@@ -29,11 +30,15 @@ macro_rules! shipped {
                 include_str!(concat!("../../migrations/", $backend, "/00000000000002_mobync_exact_ids/up.sql")),
                 include_str!(concat!("../../migrations/", $backend, "/00000000000002_mobync_exact_ids/down.sql")),
             ),
+            (
+                include_str!(concat!("../../migrations/", $backend, "/00000000000003_mobync_history/up.sql")),
+                include_str!(concat!("../../migrations/", $backend, "/00000000000003_mobync_history/down.sql")),
+            ),
         ]
     };
 }
 
-fn sql(dialect: Dialect) -> [(&'static str, &'static str); 2] {
+fn sql(dialect: Dialect) -> [(&'static str, &'static str); 3] {
     match dialect {
         Dialect::Sqlite => shipped!("sqlite"),
         Dialect::Postgres => shipped!("postgres"),

@@ -23,6 +23,7 @@
 
 mod conn;
 pub mod audit;
+mod history;
 pub mod migrations;
 mod pool;
 pub mod schema;

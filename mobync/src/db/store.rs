@@ -1,8 +1,9 @@
 //! The diff log and per-owner clocks over Diesel: the [`Store`] of the
 //! Diesel backends, on any [`LogConnection`].
 
-use super::{Bind, Dialect, DiffRow, KnownRow, LogConnection, NumberRow, Tables};
-use crate::engine::{KnownIds, Store};
+use super::{history, Bind, Dialect, DiffRow, KnownRow, LogConnection, NumberRow, Tables};
+use crate::history::NetRow;
+use crate::engine::{KnownIds, Marks, Store};
 use crate::error::SyncError;
 use crate::protocol::{Diff, OperationType};
 use std::cell::RefCell;
@@ -216,25 +217,36 @@ impl<C: LogConnection> Store for DieselStore<C> {
         for chunk in ids.chunks(CHUNK) {
             let n = chunk.len();
             let sql = format!(
-                "SELECT id, 's' AS kind FROM {} WHERE owner = {} AND id IN ({}) \
-                 UNION ALL SELECT id, 'd' AS kind FROM {} WHERE owner = {} AND id IN ({})",
+                "SELECT id, 's' AS kind, logical_clock AS n FROM {} WHERE owner = {} AND id IN ({}) \
+                 UNION ALL SELECT id, 'd' AS kind, -1 AS n FROM {} WHERE owner = {} AND id IN ({}) \
+                 UNION ALL SELECT id, 'q' AS kind, logical_clock AS n FROM {} WHERE owner = {} AND id IN ({})",
                 d.quote(self.tables.diffs()),
                 d.param(1),
                 d.params(2, n),
                 d.quote(self.tables.dropped()),
                 d.param(n + 2),
-                d.params(n + 3, n)
+                d.params(n + 3, n),
+                d.quote(self.tables.squashed()),
+                d.param(2 * n + 3),
+                d.params(2 * n + 4, n)
             );
-            let mut binds = Vec::with_capacity(2 * n + 2);
-            for _ in 0..2 {
+            let mut binds = Vec::with_capacity(3 * n + 3);
+            for _ in 0..3 {
                 binds.push(Bind::Text(owner));
                 binds.extend(chunk.iter().map(|id| Bind::Text(id)));
             }
             for row in conn.load::<KnownRow>(&sql, &binds).map_err(db)? {
-                if row.kind == "s" {
-                    known.stored.insert(row.id);
-                } else {
-                    known.dropped.insert(row.id);
+                match row.kind.as_str() {
+                    "s" => {
+                        known.stored.insert(row.id);
+                    }
+                    "q" => {
+                        known.squashed.insert(row.id.clone(), row.n);
+                        known.stored.insert(row.id);
+                    }
+                    _ => {
+                        known.dropped.insert(row.id);
+                    }
                 }
             }
         }
@@ -285,5 +297,73 @@ impl<C: LogConnection> Store for DieselStore<C> {
         );
         conn.execute(&sql, &[Bind::BigInt(stamp + 1), Bind::Text(owner)]).map_err(db)?;
         Ok(())
+    }
+
+    fn marks(&self, conn: &mut C, owner: &str) -> Result<Option<Marks>, SyncError> {
+        history::marks(&self.tables, conn, owner)
+    }
+
+    fn net_rows(&self, conn: &mut C, owner: &str, since: i64, rows: &[(&str, &str)]) -> Result<Vec<NetRow>, SyncError> {
+        history::net_rows(&self.tables, conn, owner, since, rows)
+    }
+
+    fn log_chunk(&self, conn: &mut C, owner: &str, from: i64, to: i64, limit: usize) -> Result<(Vec<Diff>, i64), SyncError> {
+        let d = conn.dialect();
+        let sql = |limit: Option<usize>| {
+            format!(
+                "SELECT id, owner, logical_clock, {}, {} AS op, model, json_data FROM {} \
+                 WHERE owner = {} AND logical_clock >= {} AND logical_clock < {} ORDER BY logical_clock, seq{}",
+                d.quote("utc_timestamp"),
+                d.quote("type"),
+                d.quote(self.tables.diffs()),
+                d.param(1),
+                d.param(2),
+                d.param(3),
+                limit.map_or(String::new(), |n| format!(" LIMIT {n}"))
+            )
+        };
+        let mut read = |from: i64, to: i64, limit: Option<usize>| -> Result<Vec<Diff>, SyncError> {
+            let mut diffs = Vec::new();
+            conn.each_diff(&sql(limit), &[Bind::Text(owner), Bind::BigInt(from), Bind::BigInt(to)], &mut |row| {
+                diffs.push(into_diff(row)?);
+                Ok(())
+            })?;
+            Ok(diffs)
+        };
+        let mut diffs = read(from, to, Some(limit + 1))?;
+        if diffs.len() <= limit {
+            return Ok((diffs, to));
+        }
+        let last = diffs[limit].logical_clock;
+        if last == diffs[0].logical_clock {
+            // One stamp larger than a step: the whole stamp.
+            return Ok((read(last, last + 1, None)?, last + 1));
+        }
+        diffs.retain(|diff| diff.logical_clock < last);
+        Ok((diffs, last))
+    }
+
+    fn squash(
+        &self,
+        conn: &mut C,
+        owner: &str,
+        rows: &[NetRow],
+        squashed: &[(&str, i64)],
+        horizon: i64,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        history::squash(&self.tables, conn, owner, rows, squashed, horizon, now_ms)
+    }
+
+    fn forget_squashed(&self, conn: &mut C, owner: &str, before_ms: i64) -> Result<usize, SyncError> {
+        history::forget_squashed(&self.tables, conn, owner, before_ms)
+    }
+
+    fn purge(&self, conn: &mut C, owner: &str, below: i64) -> Result<usize, SyncError> {
+        history::purge(&self.tables, conn, owner, below)
+    }
+
+    fn entries(&self, conn: &mut C, owner: &str) -> Result<(u64, u64), SyncError> {
+        history::entries(&self.tables, conn, owner)
     }
 }

@@ -1,8 +1,9 @@
 //! The names of mobync's tables.
 
-/// The names of the diff log and of its two companions, derived from one
+/// The names of the diff log and of its companions, derived from one
 /// configurable name (default `diffs`): `<name>` the log, `<name>_clocks` the
-/// per-owner clocks, `<name>_dropped` the diff ids a merge dropped.
+/// per-owner clocks, `<name>_dropped` the diff ids a merge dropped,
+/// `<name>_net` the compacted history, `<name>_squashed` the ids it squashed.
 ///
 /// ```
 /// let tables = mobync::db::Tables::new("sync_log").unwrap();
@@ -15,6 +16,8 @@ pub struct Tables {
     diffs: String,
     clocks: String,
     dropped: String,
+    net: String,
+    squashed: String,
 }
 
 impl Default for Tables {
@@ -37,7 +40,13 @@ impl Tables {
         if !plain {
             return Err(format!("{diffs:?} is not a plain table name (lowercase letters, digits, `_`)"));
         }
-        Ok(Tables { diffs: diffs.to_owned(), clocks: format!("{diffs}_clocks"), dropped: format!("{diffs}_dropped") })
+        Ok(Tables {
+            diffs: diffs.to_owned(),
+            clocks: format!("{diffs}_clocks"),
+            dropped: format!("{diffs}_dropped"),
+            net: format!("{diffs}_net"),
+            squashed: format!("{diffs}_squashed"),
+        })
     }
 
     /// The diff log.
@@ -53,5 +62,15 @@ impl Tables {
     /// The ids of diffs a merge dropped.
     pub fn dropped(&self) -> &str {
         &self.dropped
+    }
+
+    /// The compacted history: one net row per (model, row id).
+    pub fn net(&self) -> &str {
+        &self.net
+    }
+
+    /// The ids of squashed diffs, kept for retries.
+    pub fn squashed(&self) -> &str {
+        &self.squashed
     }
 }

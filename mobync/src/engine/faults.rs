@@ -80,7 +80,8 @@ where
         let key = owner.key();
         let trial: Result<(), SyncError> = self.store.write(conn, |conn| {
             let clock = self.store.lock_clock(conn, &key)?;
-            let reading = self.read(conn, owner, cursor, clock, before)?;
+            let marks = self.store.marks(conn, &key)?.unwrap_or(super::Marks { clock, ..Default::default() });
+            let reading = self.read(conn, owner, cursor, marks, before)?;
             self.write(conn, cursor, before, owner, reading)?;
             Err(err.clone())
         });

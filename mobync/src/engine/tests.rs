@@ -43,6 +43,13 @@ impl Server for &Engine {
     fn state(&mut self) -> String {
         format!("{:?}", self.store().snapshot())
     }
+
+    fn compact(&mut self, token: &str, pick: u8) -> bool {
+        let mut conn = self.store().conn();
+        let Some(marks) = self.store().marks(&mut conn, token).unwrap() else { return false };
+        let below = testing::horizon_of(pick, marks.clock);
+        Mobync::compact(*self, &mut conn, token, Some(below)).unwrap().is_some()
+    }
 }
 
 #[test]
@@ -218,6 +225,24 @@ proptest! {
         let owners = ["alice", "bob", "carol"].map(String::from);
         testing::converge(&mut &engine(), &owners, &plan);
     }
+}
+
+/// The convergence runs with the server compacting owners' logs at random
+/// horizons between syncs: devices below and above the horizon, lost
+/// answers retried after their diffs were squashed, devices offline since
+/// before a compaction coming back with pending edits.
+#[test]
+fn devices_converge_with_compactions_at_random_horizons() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let owners = ["alice", "bob", "carol"].map(String::from);
+    let mut compactions = 0;
+    for _ in 0..300 {
+        let plan = testing::plans(80).new_tree(&mut runner).expect("a plan").current();
+        let run = std::panic::catch_unwind(|| testing::converge(&mut &engine(), &owners, &plan));
+        compactions += run.unwrap_or_else(|_| panic!("this plan failed: {plan:?}"));
+    }
+    assert!(compactions > 300, "only {compactions} compactions ran");
 }
 
 /// Found by the property: device 4 creates a project and renames it at

@@ -43,6 +43,9 @@ pub enum Step {
     /// Device makes several hundred changes at once (runs of creates over
     /// the insert chunk, updates, deletes), played from `seed`.
     Burst { device: usize, seed: u64 },
+    /// The server compacts an owner's log below a horizon `pick` chooses
+    /// (see [`Server::compact`]).
+    Compact { owner: usize, pick: u8 },
 }
 
 /// A random run: how many owners and devices, and what they do.
@@ -77,6 +80,7 @@ pub fn plans(max_steps: usize) -> impl Strategy<Value = Plan> {
                 2 => (0..devices, refusal, any::<usize>())
                     .prop_map(|(device, what, pick)| Step::Refused { device, what, pick }),
                 1 => (0..devices, any::<u64>()).prop_map(|(device, seed)| Step::Burst { device, seed }),
+                2 => (0..owners, any::<u8>()).prop_map(|(owner, pick)| Step::Compact { owner, pick }),
             ];
             prop::collection::vec(step, 1..max_steps).prop_map(move |steps| Plan { owners, devices, steps })
         })
@@ -242,13 +246,13 @@ impl Run<'_> {
 
 /// Plays `plan` with one fresh owner per token (`tokens` must hold at least
 /// `plan.owners`), then lets every device sync twice with nothing new, and
-/// checks that:
+/// checks that (returning how many compactions the server ran):
 /// - no device ever got its own diff back;
 /// - every refused change was refused for its reason, naming it, and changed
 ///   nothing on the server;
 /// - every device of an owner, and the server, hold exactly the rows of the
 ///   reference model of that owner's history ([`expected_rows`]).
-pub fn converge(server: &mut dyn Server, tokens: &[String], plan: &Plan) {
+pub fn converge(server: &mut dyn Server, tokens: &[String], plan: &Plan) -> usize {
     assert!(tokens.len() >= plan.owners, "converge needs {} owner tokens", plan.owners);
     let mut run = Run {
         tokens,
@@ -257,6 +261,7 @@ pub fn converge(server: &mut dyn Server, tokens: &[String], plan: &Plan) {
         clock: 1_000,
         made: 0,
     };
+    let mut compacted = 0;
     for step in &plan.steps {
         match *step {
             Step::Create { device, model } => run.create(device, model),
@@ -273,6 +278,7 @@ pub fn converge(server: &mut dyn Server, tokens: &[String], plan: &Plan) {
             }
             Step::Refused { device, what, pick } => run.refused(server, device, what, pick),
             Step::Burst { device, seed } => run.burst(device, seed),
+            Step::Compact { owner, pick } => compacted += usize::from(server.compact(&tokens[owner], pick)),
         }
     }
     for _ in 0..2 {
@@ -289,7 +295,7 @@ pub fn converge(server: &mut dyn Server, tokens: &[String], plan: &Plan) {
         for device in run.devices.iter().skip(owner).step_by(plan.owners) {
             assert_eq!(device.rows(), &expected, "{} differs from the reference model", device.name());
         }
-    }
+    }    compacted
 }
 
 fn nth_row(rows: &Rows, n: usize) -> Option<(String, String)> {
