@@ -152,6 +152,13 @@ impl<C: LogConnection, O: Owner> Endpoint<C, O> {
         self
     }
 
+    /// Sets the engine's other settings (clock skew, retry window, wall
+    /// clock): `endpoint.with_engine(|e| e.with_max_clock_skew(60_000))`.
+    pub fn with_engine(mut self, f: impl FnOnce(Engine<C, O>) -> Engine<C, O>) -> Self {
+        self.engine = f(self.engine);
+        self
+    }
+
     /// The engine.
     pub fn engine(&self) -> &Engine<C, O> {
         &self.engine

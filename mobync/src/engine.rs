@@ -143,6 +143,21 @@ pub trait Store: Send + Sync {
         let _ = (conn, owner);
         Err(no_history())
     }
+
+    /// Up to `limit` owners, after `after` in key order, with more than
+    /// `keep` stamps above their horizon: what a compaction policy visits.
+    fn owners_behind(&self, conn: &mut Self::Conn, keep: i64, after: &str, limit: usize) -> Result<Vec<String>, SyncError> {
+        let _ = (conn, keep, after, limit);
+        Err(no_history())
+    }
+
+    /// The smallest stamp of a tombstone of `owner` whose delete's
+    /// `utc_timestamp` is at or after `since_ms` (a tombstone too young to
+    /// purge), if any.
+    fn young_tombstone(&self, conn: &mut Self::Conn, owner: &str, since_ms: i64) -> Result<Option<i64>, SyncError> {
+        let _ = (conn, owner, since_ms);
+        Err(no_history())
+    }
 }
 
 fn no_history() -> SyncError {

@@ -27,6 +27,7 @@
 //! or `ROCKET_MOBYNC='{path="/api/sync"}'`), see [`Config`].
 
 mod audit;
+mod compaction;
 mod drain;
 mod http;
 mod ready;
@@ -163,6 +164,24 @@ pub struct Config {
     /// Where the audit API is mounted (`<admin_path>/owners/...`). Default
     /// `/admin`.
     pub admin_path: String,
+    /// Seconds a diff's `utc_timestamp` may be ahead of the server's clock;
+    /// a diff further ahead gets the server's time (PROTOCOL.md). Default
+    /// 600; 0 turns the check off.
+    pub max_clock_skew: f64,
+    /// Seconds the ids of diffs squashed by a compaction stay known, so
+    /// that a retried request is still recognised. Default 30 days.
+    pub retry_window: f64,
+    /// Seconds between two rounds of background compaction; 0 (the
+    /// default) turns it off (compaction then runs only when called).
+    pub compact_every: f64,
+    /// Stamps of each owner's newest history the background compaction
+    /// keeps as diffs (it compacts an owner once more than twice this many
+    /// are above its horizon). Default 1,000.
+    pub compact_keep: i64,
+    /// Seconds after which the background compaction purges the
+    /// tombstones of deleted rows (devices older than that then get 410
+    /// `reset_required`); 0 (the default) keeps them forever.
+    pub tombstone_age: f64,
 }
 
 impl Default for Config {
@@ -177,6 +196,11 @@ impl Default for Config {
             migrate: true,
             admin_token: None,
             admin_path: "/admin".into(),
+            max_clock_skew: 600.0,
+            retry_window: 30.0 * 24.0 * 3600.0,
+            compact_every: 0.0,
+            compact_keep: 1_000,
+            tombstone_age: 0.0,
         }
     }
 }
@@ -487,7 +511,13 @@ impl<C: LogConnection, O: Owner> From<SyncFairing<C, O>> for Vec<Route> {
 #[rocket::async_trait]
 impl<C: LogConnection, O: Owner> Fairing for SyncFairing<C, O> {
     fn info(&self) -> Info {
-        Info { name: "mobync sync", kind: Kind::Ignite }
+        Info { name: "mobync sync", kind: Kind::Ignite | Kind::Liftoff }
+    }
+
+    async fn on_liftoff(&self, rocket: &Rocket<rocket::Orbit>) {
+        if let Some(live) = self.shared.live.get() {
+            compaction::start(live.clone(), rocket.shutdown());
+        }
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {
@@ -535,7 +565,17 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
             let migrated = with_connection(&*source, move |conn| migrations::run(conn, &tables).map_err(|e| e.to_string()));
             migrated.await.map_err(|e| e.to_string())?.map_err(|err| format!("migrations failed: {err}"))?;
         }
-        let endpoint = Endpoint::boxed(parts.models, tables, parts.auth).with_max_diffs(config.max_diffs);
+        let skew = seconds(config.max_clock_skew, "max_clock_skew")?;
+        let window = seconds(config.retry_window, "retry_window")?;
+        seconds(config.compact_every, "compact_every")?;
+        seconds(config.tombstone_age, "tombstone_age")?;
+        if config.compact_keep < 0 {
+            return Err("`compact_keep` must be >= 0".into());
+        }
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let endpoint = Endpoint::boxed(parts.models, tables, parts.auth)
+            .with_max_diffs(config.max_diffs)
+            .with_engine(|e| e.with_max_clock_skew(millis(skew)).with_retry_window(millis(window)));
         let live = Arc::new(Live { endpoint, source, config });
         self.shared.live.set(live).map_err(|_| "the sync fairing was ignited twice".to_string())
     }

@@ -296,6 +296,24 @@ impl Store for MemoryStore {
         })
     }
 
+    fn owners_behind(&self, conn: &mut MemoryConn, keep: i64, after: &str, limit: usize) -> Result<Vec<String>, SyncError> {
+        conn.with(|db| {
+            db.logs
+                .iter()
+                .filter(|(owner, log)| owner.as_str() > after && log.clock - log.horizon > keep)
+                .take(limit)
+                .map(|(owner, _)| owner.clone())
+                .collect()
+        })
+    }
+
+    fn young_tombstone(&self, conn: &mut MemoryConn, owner: &str, since_ms: i64) -> Result<Option<i64>, SyncError> {
+        conn.with(|db| {
+            let log = db.logs.get(owner)?;
+            log.net.values().filter_map(|r| r.deleted.as_ref()).filter(|d| d.ts >= since_ms).map(|d| d.clock).min()
+        })
+    }
+
     fn entries(&self, conn: &mut MemoryConn, owner: &str) -> Result<(u64, u64), SyncError> {
         conn.with(|db| {
             db.logs

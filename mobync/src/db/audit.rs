@@ -18,7 +18,8 @@
 //! # }
 //! ```
 
-use super::{Bind, DiffRow, LogConnection, NumberRow, Tables};
+use super::{history, Bind, DiffRow, LogConnection, NumberRow, Tables};
+use crate::history::Stamp;
 use crate::error::SyncError;
 use serde::Serialize;
 use serde_json::Value;
@@ -34,8 +35,14 @@ pub struct OwnerSummary {
     pub owner: String,
     /// Its clock: the stamp its next applied sync gets.
     pub clock: i64,
-    /// Diffs in its log.
+    /// Its log below this stamp is compacted into net rows (0: never).
+    pub horizon: i64,
+    /// Tombstones of rows deleted below this stamp are purged (0: never).
+    pub purged: i64,
+    /// Diffs in its log (at or above the horizon).
     pub diffs: i64,
+    /// Net rows its compacted history holds (tombstones among them).
+    pub net_rows: i64,
     /// Diff ids a merge dropped.
     pub dropped: i64,
     /// Its live rows by model, as the log has them (created, not deleted).
@@ -60,9 +67,28 @@ pub struct Entry {
     pub fields: Value,
 }
 
+/// What a compaction kept of a row: its create, its delete, and per field
+/// its value, the stamp of its last change and the winning (`utc_timestamp`,
+/// diff id) of the updates that set it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Compacted {
+    /// The owner's horizon: the row's diffs stamped below it are squashed
+    /// into this, those at or above it are in `diffs`.
+    pub below: i64,
+    /// Its create, `{"clock", "ts", "id"}`.
+    pub created: Option<Stamp>,
+    /// Its delete (a tombstone), if it is deleted.
+    pub deleted: Option<Stamp>,
+    /// Its fields: `{"<field>": {"v", "c", "w"?}}`.
+    pub fields: Value,
+}
+
 /// A page of a row's history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page {
+    /// Where its older history was compacted (on every page; `null` if it
+    /// never was).
+    pub compacted: Option<Compacted>,
     /// The diffs, oldest first.
     pub diffs: Vec<Entry>,
     /// The `offset` of the next page, if there is more.
@@ -110,10 +136,16 @@ pub fn owner<C: LogConnection>(conn: &mut C, tables: &Tables, owner: &str) -> Re
     let d = conn.dialect();
     let clock_sql = format!("SELECT logical_clock AS n FROM {} WHERE owner = {}", d.quote(tables.clocks()), d.param(1));
     let Some(clock) = number(conn, &clock_sql, &[Bind::Text(owner)])? else { return Ok(None) };
+    let marks = history::marks(tables, conn, owner)?.unwrap_or_default();
     let dropped_sql = format!("SELECT COUNT(*) AS n FROM {} WHERE owner = {}", d.quote(tables.dropped()), d.param(1));
     let dropped = number(conn, &dropped_sql, &[Bind::Text(owner)])?.unwrap_or(0);
     let mut diffs = 0;
     let mut live: HashMap<(String, String), bool> = HashMap::new();
+    let net = history::net_rows(tables, conn, owner, i64::MIN, &[])?;
+    let net_rows = net.len() as i64;
+    for row in net {
+        live.insert((row.model, row.id), row.deleted.is_none() && row.created.is_some());
+    }
     let sql = select(conn, tables, &format!("owner = {}", d.param(1)));
     conn.each_diff(&sql, &[Bind::Text(owner)], &mut |row| {
         diffs += 1;
@@ -136,7 +168,16 @@ pub fn owner<C: LogConnection>(conn: &mut C, tables: &Tables, owner: &str) -> Re
         let count = rows.entry(model).or_insert(0);
         *count += i64::from(alive);
     }
-    Ok(Some(OwnerSummary { owner: owner.to_owned(), clock, diffs, dropped, rows }))
+    Ok(Some(OwnerSummary {
+        owner: owner.to_owned(),
+        clock,
+        horizon: marks.horizon,
+        purged: marks.purged,
+        diffs,
+        net_rows,
+        dropped,
+        rows,
+    }))
 }
 
 /// Every diff of `owner` that touched row `id` of `model`, oldest first:
@@ -178,7 +219,12 @@ pub fn row_history<C: LogConnection>(
         }
         Ok(())
     })?;
-    Ok(Page { next: more.then_some(offset + limit), diffs })
+    let below = history::marks(tables, conn, owner)?.map_or(0, |m| m.horizon);
+    let compacted = history::net_rows(tables, conn, owner, i64::MAX, &[(model, id)])?.into_iter().next().map(|row| {
+        let fields = serde_json::from_str(&row.fields_json()).unwrap_or(Value::Null);
+        Compacted { below, created: row.created, deleted: row.deleted, fields }
+    });
+    Ok(Page { compacted, next: more.then_some(offset + limit), diffs })
 }
 
 /// The diffs one sync of `owner` applied: those stamped `stamp`, in the

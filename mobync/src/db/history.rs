@@ -229,3 +229,45 @@ pub(super) fn entries<C: LogConnection>(t: &Tables, conn: &mut C, owner: &str) -
     let row = rows.first().ok_or_else(|| SyncError::internal("no count"))?;
     Ok((row.log as u64, row.net as u64))
 }
+
+#[derive(QueryableByName)]
+struct OwnerRow {
+    #[diesel(sql_type = Text)]
+    owner: String,
+}
+
+pub(super) fn owners_behind<C: LogConnection>(
+    t: &Tables,
+    conn: &mut C,
+    keep: i64,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<String>, SyncError> {
+    let d = conn.dialect();
+    let sql = format!(
+        "SELECT owner FROM {} WHERE owner > {} AND logical_clock - horizon > {} ORDER BY owner LIMIT {limit}",
+        d.quote(t.clocks()),
+        d.param(1),
+        d.param(2)
+    );
+    let rows: Vec<OwnerRow> = conn.load(&sql, &[Bind::Text(after), Bind::BigInt(keep)]).map_err(db)?;
+    Ok(rows.into_iter().map(|r| r.owner).collect())
+}
+
+#[derive(QueryableByName)]
+struct MaybeNumber {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    n: Option<i64>,
+}
+
+pub(super) fn young_tombstone<C: LogConnection>(t: &Tables, conn: &mut C, owner: &str, since_ms: i64) -> Result<Option<i64>, SyncError> {
+    let d = conn.dialect();
+    let sql = format!(
+        "SELECT MIN(deleted_clock) AS n FROM {} WHERE owner = {} AND deleted_clock IS NOT NULL AND deleted_ts >= {}",
+        d.quote(t.net()),
+        d.param(1),
+        d.param(2)
+    );
+    let rows: Vec<MaybeNumber> = conn.load(&sql, &[Bind::Text(owner), Bind::BigInt(since_ms)]).map_err(db)?;
+    Ok(rows.first().and_then(|r| r.n))
+}

@@ -366,4 +366,12 @@ impl<C: LogConnection> Store for DieselStore<C> {
     fn entries(&self, conn: &mut C, owner: &str) -> Result<(u64, u64), SyncError> {
         history::entries(&self.tables, conn, owner)
     }
+
+    fn owners_behind(&self, conn: &mut C, keep: i64, after: &str, limit: usize) -> Result<Vec<String>, SyncError> {
+        history::owners_behind(&self.tables, conn, keep, after, limit)
+    }
+
+    fn young_tombstone(&self, conn: &mut C, owner: &str, since_ms: i64) -> Result<Option<i64>, SyncError> {
+        history::young_tombstone(&self.tables, conn, owner, since_ms)
+    }
 }

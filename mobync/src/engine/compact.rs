@@ -162,4 +162,15 @@ where
             Ok(Some((below, gone)))
         })
     }
+
+    /// Purges the tombstones of `owner` whose delete happened (its
+    /// `utc_timestamp`, never ahead of the server's clock by more than the
+    /// allowed skew) more than `age_ms` ago, as far as the horizon and the
+    /// youngest tombstone allow: see [`purge_tombstones`](Mobync::purge_tombstones).
+    pub fn purge_older_than(&self, conn: &mut St::Conn, owner: &str, age_ms: i64) -> Result<Option<(i64, usize)>, SyncError> {
+        let Some(marks) = self.store.marks(conn, owner)? else { return Ok(None) };
+        let since = self.now_ms().saturating_sub(age_ms);
+        let below = self.store.young_tombstone(conn, owner, since)?.map_or(marks.horizon, |young| young.min(marks.horizon));
+        self.purge_tombstones(conn, owner, below)
+    }
 }

@@ -1,0 +1,140 @@
+//! History over TCP on every backend (PROTOCOL.md, "History"): the admin
+//! route that compacts an owner's log, what devices below and above the
+//! horizon get afterwards, a device offline since before the compaction
+//! coming back with pending edits, a retried request whose diffs were
+//! squashed meanwhile, and a compaction run by two processes at once.
+
+mod common;
+
+use common::TodoServer;
+use mobync::client::Device;
+use mobync::testing::{self, Server};
+use mobync_tests::dbs;
+use mobync_tests::http;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+const ADMIN: &str = "admin-token-of-the-history-tests";
+
+fn compact(server: &TodoServer, owner: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let url = format!("{}/admin/owners/{owner}/compact", server.base);
+    let mut request = ureq::post(&url).set("Content-Type", "application/json");
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = match request.send_string(body) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(err) => panic!("POST {url}: {err}"),
+    };
+    let status = response.status();
+    let text = response.into_string().expect("a body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn summary(server: &TodoServer, owner: &str) -> Value {
+    let url = format!("{}/admin/owners/{owner}", server.base);
+    let answer = ureq::get(&url).set("Authorization", &format!("Bearer {ADMIN}")).call().expect("the summary");
+    answer.into_json().expect("JSON")
+}
+
+#[test]
+fn a_compacted_log_answers_every_device_with_the_rows_an_uncompacted_one_gives() {
+    for backend in dbs::backends() {
+        let Some(server) = TodoServer::start(backend, &[("MOBYNC_ADMIN_TOKEN", ADMIN)]) else { continue };
+        let (token, owner) = http::signup(&server.base, "ada");
+        let mut http = server.as_server(HashMap::from([(token.clone(), owner.clone())]));
+        let (mut phone, mut tablet) = (Device::new("phone"), Device::new("tablet"));
+        let mut now = 1_000;
+        let mut tick = || {
+            now += 10;
+            now
+        };
+        // 20 rows, each renamed 10 times, 5 deleted; the tablet syncs
+        // once early and then stays offline with edits of its own.
+        let rows: Vec<String> = (0..20).map(|i| format!("{owner}-t{i}")).collect();
+        for row in &rows {
+            phone.create("task", row, json!({"title": "new", "done": false}), tick());
+        }
+        testing::sync(&mut http, &token, &mut phone);
+        testing::sync(&mut http, &token, &mut tablet);
+        let early = tick();
+        tablet.update("task", &rows[8], json!({"title": "tablet, early"}), early);
+        for round in 0..10 {
+            for row in &rows {
+                phone.update("task", row, json!({"title": format!("round {round}")}), tick());
+            }
+            testing::sync(&mut http, &token, &mut phone);
+        }
+        for row in &rows[..5] {
+            phone.delete("task", row, tick());
+        }
+        testing::sync(&mut http, &token, &mut phone);
+        tablet.update("task", &rows[9], json!({"title": "tablet, late"}), tick());
+        tablet.update("task", &rows[0], json!({"done": true}), tick());
+        // A request whose answer is lost, retried after the compaction.
+        phone.update("task", &rows[6], json!({"done": true}), tick());
+        let lost = serde_json::to_vec(&phone.request(&token)).expect("JSON");
+        assert!(http::lose_answer(&server.sync_url(), &lost), "{backend:?}: the lost sync reached the server");
+
+        let before = summary(&server, &owner);
+        let clock = before["clock"].as_i64().expect("a clock");
+        assert_eq!(clock, 13, "{backend:?}: {before}");
+        // Refusals change nothing.
+        assert_eq!(compact(&server, &owner, None, "{}").0, 401);
+        assert_eq!(compact(&server, &owner, Some("not-the-admin-token-at-all"), "{}").0, 401);
+        assert_eq!(compact(&server, "nobody-at-all", Some(ADMIN), "{}").0, 404);
+        assert_eq!(compact(&server, &owner, Some(ADMIN), &json!({"below": clock + 1}).to_string()).0, 400);
+        assert_eq!(compact(&server, &owner, Some(ADMIN), r#"{"below": "soon"}"#).0, 400);
+        assert_eq!(compact(&server, &owner, Some(ADMIN), "{not json").0, 400);
+        assert_eq!(compact(&server, &owner, Some(ADMIN), r#"{"below": 1, "also": 2}"#).0, 400);
+        assert_eq!(summary(&server, &owner), before, "{backend:?}: a refused compaction changed the owner");
+
+        // Below 5, then everything.
+        let (status, first) = compact(&server, &owner, Some(ADMIN), r#"{"below": 5}"#);
+        assert_eq!((status, first["horizon"].clone()), (200, json!(5)), "{backend:?}: {first}");
+        let (status, all) = compact(&server, &owner, Some(ADMIN), "{}");
+        assert_eq!(status, 200, "{backend:?}: {all}");
+        assert_eq!(all["horizon"], json!(clock));
+        assert_eq!(all["entries_before"], first["entries_after"]);
+        assert_eq!(all["entries_after"], json!(20), "{backend:?}: one net row per row, tombstones among them");
+        let after = summary(&server, &owner);
+        assert_eq!((after["horizon"].clone(), after["diffs"].clone(), after["net_rows"].clone()), (json!(clock), json!(0), json!(20)));
+        assert_eq!(after["rows"], json!({"task": 15}), "{backend:?}");
+
+        // A new device: one create per live row, nothing of the deleted.
+        let mut laptop = Device::new("laptop");
+        let answer = testing::sync(&mut http, &token, &mut laptop);
+        assert_eq!(answer.logical_clock, clock);
+        assert_eq!(answer.diffs.len(), 15, "{backend:?}");
+        assert!(answer.diffs.iter().all(|d| d.op == mobync::OperationType::Create));
+        // The retried request is recognised though its diff was squashed.
+        let retried = http::post(&server.sync_url(), "application/json", &lost);
+        assert_eq!(retried.status, 200, "{backend:?}: {}", retried.body);
+        assert_eq!(summary(&server, &owner)["clock"], json!(clock), "{backend:?}: the retry applied nothing again");
+        testing::sync(&mut http, &token, &mut phone);
+        // The tablet comes back: its early rename loses to the later ones,
+        // its late rename wins, its edit of a deleted row goes, the
+        // deletes reach it.
+        testing::sync(&mut http, &token, &mut tablet);
+        for device in [&mut phone, &mut laptop, &mut tablet] {
+            testing::sync(&mut http, &token, device);
+        }
+        let server_rows = http.rows(&token);
+        let title = |row: &str| server_rows[&("task".to_string(), row.to_string())]["title"].clone();
+        assert_eq!(title(&rows[8]), json!("round 9"), "{backend:?}");
+        assert_eq!(title(&rows[9]), json!("tablet, late"), "{backend:?}");
+        assert!(!server_rows.contains_key(&("task".to_string(), rows[0].clone())), "{backend:?}: deleted rows stay deleted");
+        assert_eq!(server_rows.len(), 15);
+        for device in [&phone, &laptop, &tablet] {
+            assert_eq!(device.rows(), &server_rows, "{backend:?}: {} differs from the server", device.name());
+        }
+        let history = ureq::get(&format!("{}/admin/owners/{owner}/rows/task/{}", server.base, rows[7]))
+            .set("Authorization", &format!("Bearer {ADMIN}"))
+            .call()
+            .expect("the row's history")
+            .into_json::<Value>()
+            .expect("JSON");
+        assert_eq!(history["compacted"]["below"], json!(clock), "{backend:?}: {history}");
+        assert_eq!(history["compacted"]["fields"]["title"]["v"], json!("round 9"));
+    }
+}
