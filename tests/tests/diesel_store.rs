@@ -279,3 +279,118 @@ fn a_locked_owner_waits_for_its_clock_and_does_not_block_another_owner() {
         assert_eq!(stamps, [("alice-0", 0), ("other", 1), ("alice-1", 2)], "{:?}", db.backend());
     });
 }
+
+/// An engine of its own on `db` (its own store, like another process).
+fn engine_with(db: &TestDb, f: impl FnOnce(Mobync<DieselStore<DbConnection>, Models>) -> Mobync<DieselStore<DbConnection>, Models>) -> Engine {
+    let Engine { engine, pool } = engine(db);
+    Engine { engine: f(engine), pool }
+}
+
+#[test]
+fn a_cursor_older_than_the_purge_horizon_is_410_and_changes_nothing_on_every_backend() {
+    each_backend(|db| {
+        let engine = engine(db);
+        let update = |id: &str, data| Diff::new(id, Update, "task", data).at(1, 20);
+        engine.apply(0, vec![task("c1", "t1", "one"), task("c2", "t2", "two")], "alice").expect("creates");
+        engine.apply(1, vec![Diff::new("x1", Delete, "task", json!({"id": "t1"})).at(1, 30)], "alice").expect("delete");
+        engine.apply(2, vec![update("u2", json!({"id": "t2", "title": "two!"}))], "alice").expect("update");
+        let mut conn = engine.pool.get().expect("connection");
+        let done = engine.engine.compact(&mut conn, "alice", None).expect("compaction").expect("alice is known");
+        assert_eq!((done.horizon, done.entries_before, done.entries_after), (3, 4, 2), "{:?}", db.backend());
+        let purged = engine.engine.purge_tombstones(&mut conn, "alice", 4);
+        assert_eq!(purged.expect_err("above the horizon").kind, ErrorKind::MalformedRequest);
+        assert_eq!(engine.engine.purge_tombstones(&mut conn, "alice", 3).expect("purge"), Some((3, 1)));
+        drop(conn);
+        for cursor in [1, 2] {
+            let before = models::dump(db);
+            let err = engine.apply(cursor, vec![task("late", "t9", "late")], "alice").expect_err("too old");
+            assert_eq!((err.kind, err.kind.status()), (ErrorKind::ResetRequired, 410), "{:?}: {err}", db.backend());
+            assert_eq!(models::dump(db), before, "{:?}: a 410 changed something", db.backend());
+        }
+        // A device starting afresh, and one past the purge, are answered.
+        let fresh = engine.apply(0, vec![], "alice").expect("cursor 0");
+        assert_eq!(fresh.diffs.len(), 1);
+        assert_eq!((fresh.diffs[0].op, fresh.diffs[0].data["title"].clone()), (Create, json!("two!")));
+        assert!(engine.apply(3, vec![], "alice").expect("cursor 3").diffs.is_empty());
+    });
+}
+
+#[test]
+fn a_device_clock_a_year_ahead_cannot_override_a_later_edit_on_every_backend() {
+    const NOW: i64 = 1_800_000_000_000;
+    const YEAR: i64 = 365 * 24 * 3600 * 1000;
+    each_backend(|db| {
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(NOW));
+        let wall = clock.clone();
+        let engine = engine_with(db, |e| e.with_wall_clock(Arc::new(move || wall.load(std::sync::atomic::Ordering::SeqCst))));
+        let (mut ahead, mut right) = (Device::new("ahead"), Device::new("right"));
+        ahead.create("task", "t1", json!({"title": "first", "done": false}), NOW + YEAR);
+        testing::sync(&mut DbServer(&engine, None), "alice", &mut ahead);
+        testing::sync(&mut DbServer(&engine, None), "alice", &mut right);
+        ahead.update("task", "t1", json!({"title": "from the future"}), NOW + YEAR + 1);
+        testing::sync(&mut DbServer(&engine, None), "alice", &mut ahead);
+        clock.store(NOW + 60_000, std::sync::atomic::Ordering::SeqCst);
+        right.update("task", "t1", json!({"title": "a minute later"}), NOW + 60_000);
+        testing::sync(&mut DbServer(&engine, None), "alice", &mut right);
+        for device in [&mut ahead, &mut right] {
+            testing::sync(&mut DbServer(&engine, None), "alice", device);
+        }
+        let rows = DbServer(&engine, None).rows("alice");
+        assert_eq!(rows[&("task".to_string(), "t1".to_string())]["title"], json!("a minute later"), "{:?}", db.backend());
+        assert_eq!(ahead.rows(), &rows);
+        // Stored and sent on with the server's time.
+        let mut conn = engine.pool.get().expect("connection");
+        let log = engine.engine.store().diffs_between(&mut conn, "alice", 0, i64::MAX).expect("log");
+        assert_eq!(log.iter().map(|d| d.utc_timestamp).collect::<Vec<_>>(), vec![NOW, NOW, NOW + 60_000]);
+    });
+}
+
+#[test]
+fn two_compactions_of_one_owner_at_once_beside_syncs_lose_nothing_on_every_backend() {
+    each_backend(|db| {
+        let engine = engine(db);
+        let mut phone = Device::new("phone");
+        let mut now = 0;
+        for round in 0..40 {
+            for row in 0..10 {
+                now += 1;
+                if round == 0 {
+                    phone.create("task", &format!("t{row}"), json!({"title": "new", "done": false}), now);
+                } else {
+                    phone.update("task", &format!("t{row}"), json!({"title": format!("r{round}")}), now);
+                }
+            }
+            testing::sync(&mut DbServer(&engine, None), "alice", &mut phone);
+        }
+        let expected = DbServer(&engine, None).rows("alice");
+        // Two more engines with pools of their own, as two processes.
+        let others: Vec<Engine> = (0..2)
+            .map(|_| Engine {
+                engine: Mobync::new(DieselStore::new(Tables::default()), models::models()),
+                pool: db::pool_with(&db.url, &PoolSettings { max_size: 1, ..PoolSettings::default() }).expect("pool"),
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for other in &others {
+                s.spawn(move || {
+                    let mut conn = other.pool.get().expect("connection");
+                    other.engine.compact(&mut conn, "alice", None).expect("compaction").expect("alice is known")
+                });
+            }
+            // Syncs of the owner go on meanwhile.
+            let mut tablet = Device::new("tablet");
+            for _ in 0..5 {
+                testing::sync(&mut DbServer(&engine, None), "alice", &mut tablet);
+            }
+            assert_eq!(tablet.rows(), &expected);
+        });
+        let mut conn = engine.pool.get().expect("connection");
+        let marks = engine.engine.store().marks(&mut conn, "alice").expect("marks").expect("alice");
+        assert_eq!((marks.horizon, marks.clock), (40, 40), "{:?}", db.backend());
+        assert_eq!(engine.engine.store().entries(&mut conn, "alice").expect("entries"), (0, 10));
+        let mut laptop = Device::new("laptop");
+        let answer = testing::sync(&mut DbServer(&engine, None), "alice", &mut laptop);
+        assert_eq!(answer.diffs.len(), 10);
+        assert_eq!(laptop.rows(), &expected, "{:?}", db.backend());
+    });
+}
