@@ -36,6 +36,11 @@ pub struct Device {
     /// [`Device::discard`] replays.
     applied: Vec<Diff>,
     cursor: i64,
+    /// The cursor of the last answer that was not a page: the device's
+    /// diffs made since are pending.
+    confirmed: i64,
+    /// Version 2: the page size it asks for.
+    page_size: Option<u64>,
     last_timestamp: i64,
     next_diff: u64,
 }
@@ -50,9 +55,24 @@ impl Device {
             log: Vec::new(),
             applied: Vec::new(),
             cursor: 0,
+            confirmed: 0,
+            page_size: None,
             last_timestamp: 0,
             next_diff: 0,
         }
+    }
+
+    /// A device that speaks version 2, asking for pages of at most
+    /// `page_size` diffs (PROTOCOL.md, "Version 2").
+    ///
+    /// ```
+    /// use mobync::client::Device;
+    /// let phone = Device::new("phone").with_pages(100);
+    /// assert_eq!(phone.request("token").page_size, Some(100));
+    /// ```
+    pub fn with_pages(mut self, page_size: u64) -> Self {
+        self.page_size = Some(page_size.max(1));
+        self
     }
 
     /// The device's name.
@@ -80,21 +100,35 @@ impl Device {
         self.last_timestamp
     }
 
-    /// The diffs to send: those stamped at or after the cursor.
+    /// The diffs to send: those made at or after the cursor of the last
+    /// answer that was not a page (for version 1, the cursor).
     pub fn pending(&self) -> Vec<Diff> {
-        self.log.iter().filter(|d| d.logical_clock >= self.cursor).cloned().collect()
+        self.log.iter().filter(|d| d.logical_clock >= self.confirmed).cloned().collect()
     }
 
     /// The next sync request.
     pub fn request(&self, auth_token: &str) -> SyncRequest {
-        SyncRequest { auth_token: auth_token.to_owned(), logical_clock: self.cursor, diffs: self.pending() }
+        let pending = self.pending();
+        let base_clock = self.page_size.and(pending.iter().map(|d| d.logical_clock).min()).map(|b| b.min(self.cursor));
+        SyncRequest {
+            auth_token: auth_token.to_owned(),
+            logical_clock: self.cursor,
+            diffs: pending,
+            page_size: self.page_size,
+            base_clock,
+        }
     }
 
     /// Takes a sync answer: applies its diffs and stores its clock only when
     /// the clock is past the cursor, as the Dart client does. Returns whether
-    /// it did.
+    /// it did. A page (version 2, `has_more`) is applied, then the pending
+    /// diffs again on top of it (an update or delete of a row the device no
+    /// longer has is skipped), and they stay pending. A version-2 answer
+    /// that is not a page is applied even at the same clock: it may send
+    /// again what beat the device's diffs in a page it already applied.
     pub fn receive(&mut self, answer: &SyncResponse) -> bool {
-        if answer.logical_clock <= self.cursor {
+        let version2 = answer.has_more.is_some();
+        if answer.logical_clock < self.cursor || (answer.logical_clock == self.cursor && !version2) {
             return false;
         }
         for diff in &answer.diffs {
@@ -102,6 +136,17 @@ impl Device {
             self.applied.push(diff.clone());
         }
         self.cursor = answer.logical_clock;
+        if answer.has_more == Some(true) {
+            for diff in self.pending() {
+                let known = self.rows.contains_key(&(diff.model.clone(), diff.row_id().to_owned()));
+                if diff.op == OperationType::Create || known {
+                    apply(&mut self.rows, &diff);
+                    self.applied.push(diff);
+                }
+            }
+        } else {
+            self.confirmed = self.cursor;
+        }
         true
     }
 

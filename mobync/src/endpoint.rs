@@ -203,6 +203,6 @@ impl<C: LogConnection, O: Owner> Endpoint<C, O> {
                 }
             }
         }
-        self.engine.apply_noting(conn, cursor, marks, diffs, shape_fault, &owner, report)
+        self.engine.apply_noting(conn, cursor, marks, diffs, envelope.paging, shape_fault, &owner, report)
     }
 }

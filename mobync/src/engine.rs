@@ -13,7 +13,7 @@ use crate::merge::{merge_owned, Merge};
 use crate::observe::Report;
 use crate::owner::Owner;
 use crate::history::NetRow;
-use crate::protocol::{Diff, JsonObject, OperationType, SyncResponse};
+use crate::protocol::{Diff, JsonObject, OperationType, Paging, SyncResponse};
 use std::collections::{HashMap, HashSet};
 
 /// The diff log and the per-owner clocks, and the write transaction a sync
@@ -294,6 +294,8 @@ pub struct Compacted {
 /// the cursor, the request's diffs already known, and the merge of them.
 struct Reading {
     marks: Marks,
+    /// Version 2's base below the cursor, if any.
+    base: Option<i64>,
     merge: Merge,
     dropped: Vec<String>,
     /// An update naming no field, of a row this owner lacks (its position
@@ -422,7 +424,47 @@ where
         undecoded: Option<SyncError>,
         owner: &Sy::Owner,
     ) -> Result<SyncResponse, SyncError> {
-        self.apply_noting(conn, cursor, marks, diffs, undecoded, owner, &mut Report::default())
+        self.apply_noting(conn, cursor, marks, diffs, None, undecoded, owner, &mut Report::default())
+    }
+
+    /// [`apply`](Mobync::apply) for a client of either version: with
+    /// `paging` (version 2), the answer is a page while more than its size
+    /// is stamped since the cursor (nothing of the request is accepted
+    /// then), else the merge against the stored diffs since `base_clock` on
+    /// the rows the request touches (PROTOCOL.md, "Version 2").
+    ///
+    /// ```
+    /// use mobync::memory::{MemoryModels, MemoryStore};
+    /// use mobync::protocol::{Diff, OperationType::*, Paging};
+    /// use mobync::Mobync;
+    /// use serde_json::json;
+    ///
+    /// let engine = Mobync::new(MemoryStore::new(), MemoryModels::new().model("task", ["title"]));
+    /// let mut conn = engine.store().conn();
+    /// let alice = "alice".to_string();
+    /// for n in 0..3 {
+    ///     let create = Diff::new(format!("d{n}"), Create, "task", json!({"id": format!("r{n}"), "title": "a"}));
+    ///     engine.apply(&mut conn, n, vec![create.at(n, n)], &alice).unwrap();
+    /// }
+    /// let page = engine.sync(&mut conn, 0, vec![], Some(Paging { page_size: 2, base_clock: 0 }), &alice).unwrap();
+    /// assert_eq!((page.diffs.len(), page.logical_clock, page.has_more), (2, 2, Some(true)));
+    /// let rest = engine.sync(&mut conn, 2, vec![], Some(Paging { page_size: 2, base_clock: 2 }), &alice).unwrap();
+    /// assert_eq!((rest.diffs.len(), rest.logical_clock, rest.has_more), (1, 3, Some(false)));
+    /// ```
+    pub fn sync(
+        &self,
+        conn: &mut St::Conn,
+        cursor: i64,
+        diffs: Vec<Diff>,
+        paging: Option<Paging>,
+        owner: &Sy::Owner,
+    ) -> Result<SyncResponse, SyncError> {
+        if owner.key().is_empty() {
+            return Err(SyncError::unauthenticated("no owner was authenticated"));
+        }
+        let marks = self.check_cursor(conn, owner, cursor)?;
+        self.check_size(diffs.len())?;
+        self.apply_noting(conn, cursor, marks, diffs, paging, None, owner, &mut Report::default())
     }
 
     /// [`apply_from`](Mobync::apply_from), noting in `report` the diffs it
@@ -434,6 +476,7 @@ where
         cursor: i64,
         marks: Marks,
         mut diffs: Vec<Diff>,
+        paging: Option<Paging>,
         undecoded: Option<SyncError>,
         owner: &Sy::Owner,
         report: &mut Report,
@@ -445,17 +488,28 @@ where
         if let Some(err) = undecoded {
             return Err(self.earliest_fault(conn, cursor, &diffs, owner, err));
         }
-        let mut reading = self.read_settled(conn, owner, cursor, marks, &diffs)?;
+        if let Some(paging) = paging {
+            if let Some(page) = self.page(conn, owner, cursor, marks, &diffs, paging.page_size)? {
+                report.sent = page.diffs.len();
+                report.clock = Some(page.logical_clock);
+                return Ok(page);
+            }
+        }
+        let base = paging.map(|p| p.base_clock).filter(|&b| b < cursor);
+        let mut reading = self.read_settled(conn, owner, cursor, base, marks, &diffs)?;
         if let Some((at, err)) = reading.rowless.take() {
             return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
         }
-        let answer = if reading.merge.apply.is_empty() && reading.dropped.is_empty() {
+        let mut answer = if reading.merge.apply.is_empty() && reading.dropped.is_empty() {
             SyncResponse::ok(reading.marks.clock, reading.merge.send)
         } else {
             let (answer, noted) = self.store.write(conn, |conn| self.write(conn, cursor, &diffs, owner, reading))?;
             report.absorb(noted);
             answer
         };
+        if paging.is_some() {
+            answer = answer.paged(false);
+        }
         report.sent = answer.diffs.len();
         report.clock = Some(answer.logical_clock);
         Ok(answer)
@@ -492,7 +546,7 @@ where
         let mut diffs = diffs;
         self.clamp_future(&mut diffs);
         self.check_batch(&diffs).map_err(|(_, err)| err)?;
-        let mut reading = self.read(conn, owner, cursor, marks, &diffs)?;
+        let mut reading = self.read(conn, owner, cursor, None, marks, &diffs)?;
         if let Some((_, err)) = reading.rowless.take() {
             return Err(err);
         }
@@ -529,22 +583,83 @@ where
 
     /// The read part: the stored diffs since the cursor (up to the clock read
     /// before them, so that both agree), the request's known ids, the merge.
+    ///
+    /// With a `base` below the cursor (version 2), the rows the request
+    /// touches meet the stored diffs since the base, the others those
+    /// since the cursor.
     fn read(
         &self,
         conn: &mut St::Conn,
         owner: &Sy::Owner,
         cursor: i64,
+        base: Option<i64>,
         marks: Marks,
         diffs: &[Diff],
     ) -> Result<Reading, SyncError> {
         let key = owner.key();
         let ids: Vec<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
         let known = self.store.known_ids(conn, &key, &ids)?;
-        let server = self.stored_since(conn, &key, cursor, marks, diffs, &known)?;
+        let server = match base {
+            Some(base) => {
+                let touched: HashSet<(&str, &str)> = diffs.iter().map(|d| (d.model.as_str(), d.row_id())).collect();
+                let on = |d: &Diff| touched.contains(&(d.model.as_str(), d.row_id()));
+                let since_base = self.stored_since(conn, &key, base, marks, diffs, &known)?;
+                let since_cursor = self.stored_since(conn, &key, cursor, marks, &[], &KnownIds::default())?;
+                let mut server: Vec<Diff> =
+                    since_base.into_iter().filter(|d| on(d)).chain(since_cursor.into_iter().filter(|d| !on(d))).collect();
+                server.sort_by_key(|d| d.logical_clock);
+                server
+            }
+            None => self.stored_since(conn, &key, cursor, marks, diffs, &known)?,
+        };
         let rowless = self.rowless_empty_update(conn, owner, diffs, &known, &server)?;
-        let mut reading = self.merge(cursor, marks, known, server, diffs);
+        let mut reading = self.merge(base.unwrap_or(cursor), marks, known, server, diffs);
         reading.rowless = rowless;
+        reading.base = base;
         Ok(reading)
+    }
+
+    /// A version-2 page, if more than `size` diffs are stamped since the
+    /// cursor: whole stamps while they fit (at least one), the request's
+    /// own diffs left out; a pure read.
+    fn page(
+        &self,
+        conn: &mut St::Conn,
+        owner: &Sy::Owner,
+        cursor: i64,
+        marks: Marks,
+        diffs: &[Diff],
+        size: u64,
+    ) -> Result<Option<SyncResponse>, SyncError> {
+        let key = owner.key();
+        let mut marks = marks;
+        let stored = loop {
+            let stored = self.stored_since(conn, &key, cursor, marks, &[], &KnownIds::default())?;
+            let now = self.store.marks(conn, &key)?.unwrap_or_default();
+            if (now.horizon, now.purged) == (marks.horizon, marks.purged) {
+                break stored;
+            }
+            check_marks(cursor, &now)?;
+            marks = Marks { clock: marks.clock, ..now };
+        };
+        if stored.len() as u64 <= size {
+            return Ok(None);
+        }
+        let (mut end, mut next) = (0, marks.clock);
+        while end < stored.len() {
+            let stamp = stored[end].logical_clock;
+            let stamp_end = end + stored[end..].iter().take_while(|d| d.logical_clock == stamp).count();
+            if end > 0 && stamp_end as u64 > size {
+                next = stamp;
+                break;
+            }
+            end = stamp_end;
+        }
+        let own: HashSet<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
+        let mut page = stored;
+        page.truncate(end);
+        page.retain(|d| !own.contains(d.id.as_str()));
+        Ok(Some(SyncResponse::ok(next, page).paged(true)))
     }
 
     /// [`read`](Mobync::read) outside the write transaction: read again if
@@ -555,13 +670,14 @@ where
         conn: &mut St::Conn,
         owner: &Sy::Owner,
         cursor: i64,
+        base: Option<i64>,
         marks: Marks,
         diffs: &[Diff],
     ) -> Result<Reading, SyncError> {
         let key = owner.key();
         let mut marks = marks;
         loop {
-            let reading = self.read(conn, owner, cursor, marks, diffs)?;
+            let reading = self.read(conn, owner, cursor, base, marks, diffs)?;
             let now = self.store.marks(conn, &key)?.unwrap_or_default();
             if (now.horizon, now.purged) == (marks.horizon, marks.purged) {
                 return Ok(reading);
@@ -603,14 +719,22 @@ where
         }
         let rows: Vec<(&str, &str)> = touched.keys().copied().collect();
         let mut nets = self.store.net_rows(conn, key, cursor, &rows)?;
-        nets.sort_by(|a, b| (a.last_clock, &a.model, &a.id).cmp(&(b.last_clock, &b.model, &b.id)));
+        nets.sort_by(|a, b| (&a.model, &a.id).cmp(&(&b.model, &b.id)));
         let mut server = Vec::new();
         for net in &nets {
             match touched.get(&(net.model.as_str(), net.id.as_str())) {
                 Some(fields) => server.extend(net.rivals(cursor, fields, key)),
-                None => server.extend(net.since(cursor, key)),
+                None => {
+                    // One row's net change is one unit of a page: stamped
+                    // with the first stamp it holds.
+                    let mut change = net.since(cursor, key);
+                    let first = change.iter().map(|d| d.logical_clock).min().unwrap_or(cursor);
+                    change.iter_mut().for_each(|d| d.logical_clock = first);
+                    server.extend(change);
+                }
             }
         }
+        server.sort_by_key(|d| d.logical_clock);
         server.extend(
             self.store
                 .diffs_between(conn, key, marks.horizon, marks.clock)?,
@@ -680,13 +804,14 @@ where
             .collect();
         let mut merge = merge_owned(server, local, &applied);
         keep_rivals_that_won(&mut merge.send, cursor, &named);
+        carry_winners_into_creates(&mut merge);
         merge.apply.retain(|d| !known.stored.contains(&d.id));
         // Every new diff of the request is now stored or remembered as
         // dropped: a retry, whenever it comes, applies none of them again.
         let kept: HashSet<&str> = merge.apply.iter().map(|d| d.id.as_str()).collect();
         let dropped =
             diffs.iter().map(|d| d.id.as_str()).filter(|id| !kept.contains(id) && !known.contains(id)).map(str::to_owned).collect();
-        Reading { marks, merge, dropped, rowless: None }
+        Reading { marks, merge, dropped, rowless: None, base: None }
     }
 
     /// The write part, in the write transaction: lock the clock; if another
@@ -705,9 +830,9 @@ where
         let marks = self.store.marks(conn, &key)?.unwrap_or(Marks { clock, ..Marks::default() });
         if marks != reading.marks {
             check_marks(cursor, &marks)?;
-            reading = self.read(conn, owner, cursor, marks, diffs)?;
+            reading = self.read(conn, owner, cursor, reading.base, marks, diffs)?;
         }
-        let Reading { marks: Marks { clock, .. }, merge: Merge { mut apply, send }, dropped, rowless } = reading;
+        let Reading { marks: Marks { clock, .. }, merge: Merge { mut apply, send }, dropped, rowless, .. } = reading;
         if let Some((_, err)) = rowless {
             return Err(err);
         }
@@ -760,6 +885,28 @@ fn keep_rivals_that_won(
         });
     }
     send.retain(|d| d.logical_clock >= cursor || d.data.len() > 1);
+}
+
+/// A create sent back on a row whose fields the request's updates won (a
+/// version-2 device that got the row in a page and changed it) carries
+/// those values: applying the answer leaves the device with the server's
+/// row, not the row as first created.
+fn carry_winners_into_creates(merge: &mut Merge) {
+    if !merge.send.iter().any(|d| d.op == OperationType::Create) {
+        return;
+    }
+    let mut won: HashMap<(String, String), Vec<(String, serde_json::Value)>> = HashMap::new();
+    for diff in merge.apply.iter().filter(|d| d.op == OperationType::Update) {
+        let fields = diff.data.iter().filter(|(k, _)| *k != "id").map(|(k, v)| (k.clone(), v.clone()));
+        won.entry((diff.model.clone(), diff.row_id().to_owned())).or_default().extend(fields);
+    }
+    for diff in merge.send.iter_mut().filter(|d| d.op == OperationType::Create) {
+        if let Some(fields) = won.get(&(diff.model.clone(), diff.row_id().to_owned())) {
+            for (field, value) in fields {
+                diff.data.insert(field.clone(), value.clone());
+            }
+        }
+    }
 }
 
 /// 409 for a cursor ahead of the clock, 410 for one older than the purge

@@ -175,6 +175,33 @@ pub struct SyncRequest {
     pub logical_clock: i64,
     /// The pending diffs, ordered by (`logical_clock`, `utc_timestamp`).
     pub diffs: Vec<Diff>,
+    /// Version 2: the most diffs one answer may carry (PROTOCOL.md,
+    /// "Version 2"); absent for version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u64>,
+    /// Version 2: the cursor the device held when it made its oldest
+    /// pending diff (default: `logical_clock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_clock: Option<i64>,
+}
+
+impl SyncRequest {
+    /// Its version-2 paging, if it speaks version 2 (`base_clock` defaults
+    /// to the cursor).
+    pub fn paging(&self) -> Option<Paging> {
+        let page_size = self.page_size?;
+        Some(Paging { page_size, base_clock: self.base_clock.unwrap_or(self.logical_clock) })
+    }
+}
+
+/// A version-2 request's paging: see PROTOCOL.md, "Version 2".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// The most diffs one answer may carry (at least 1).
+    pub page_size: u64,
+    /// The cursor the device held when it made its oldest pending diff (at
+    /// most the request's cursor).
+    pub base_clock: i64,
 }
 
 /// A successful sync's answer.
@@ -188,12 +215,23 @@ pub struct SyncResponse {
     pub logical_clock: i64,
     /// The diffs the client has to apply, in the order they were accepted.
     pub diffs: Vec<Diff>,
+    /// Version 2 only: whether this answer is a page and more follow (the
+    /// request's diffs were then not accepted; send them again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_more: Option<bool>,
 }
 
 impl SyncResponse {
     /// A successful answer.
     pub fn ok(logical_clock: i64, diffs: Vec<Diff>) -> Self {
-        SyncResponse { success: true, message: String::new(), logical_clock, diffs }
+        SyncResponse { success: true, message: String::new(), logical_clock, diffs, has_more: None }
+    }
+
+    /// The answer to a version-2 request: `has_more` says whether it is a
+    /// page.
+    pub fn paged(mut self, has_more: bool) -> Self {
+        self.has_more = Some(has_more);
+        self
     }
 
     /// The answer as JSON, the same bytes as `serde_json::to_vec`, written
@@ -221,7 +259,11 @@ impl SyncResponse {
             // values); writing into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut out, &diff);
         }
-        out.extend_from_slice(b"]}");
+        out.push(b']');
+        if let Some(more) = self.has_more {
+            out.extend_from_slice(if more { b",\"has_more\":true" } else { b",\"has_more\":false" });
+        }
+        out.push(b'}');
         out
     }
 }

@@ -24,7 +24,7 @@ struct Typed<'a, C: LogConnection, O: Owner> {
 impl<C: LogConnection, O: Owner> Server for Typed<'_, C, O> {
     fn sync(&mut self, token: &str, request: &SyncRequest) -> Result<SyncResponse, SyncError> {
         let mut conn = self.pool.get().expect("a connection");
-        self.engine.apply(&mut conn, request.logical_clock, request.diffs.clone(), &(self.owner)(token))
+        self.engine.sync(&mut conn, request.logical_clock, request.diffs.clone(), request.paging(), &(self.owner)(token))
     }
 
     fn rows(&mut self, token: &str) -> Rows {

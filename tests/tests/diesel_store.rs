@@ -39,7 +39,8 @@ struct DbServer<'a>(&'a Engine, Option<&'a TestDb>);
 
 impl Server for DbServer<'_> {
     fn sync(&mut self, token: &str, request: &SyncRequest) -> Result<SyncResponse, SyncError> {
-        self.0.apply(request.logical_clock, request.diffs.clone(), token)
+        let mut conn = self.0.pool.get().expect("a connection");
+        self.0.engine.sync(&mut conn, request.logical_clock, request.diffs.clone(), request.paging(), &token.to_owned())
     }
 
     fn rows(&mut self, token: &str) -> Rows {

@@ -138,3 +138,100 @@ fn a_compacted_log_answers_every_device_with_the_rows_an_uncompacted_one_gives()
         assert_eq!(history["compacted"]["fields"]["title"]["v"], json!("round 9"));
     }
 }
+
+/// A server over HTTP that compacts through the admin route.
+struct Compacting<S> {
+    http: S,
+    server: String,
+    owners: HashMap<String, String>,
+}
+
+impl<S: Server> Server for Compacting<S> {
+    fn sync(&mut self, token: &str, request: &mobync::SyncRequest) -> Result<mobync::SyncResponse, mobync::SyncError> {
+        self.http.sync(token, request)
+    }
+
+    fn rows(&mut self, token: &str) -> mobync::client::Rows {
+        self.http.rows(token)
+    }
+
+    fn state(&mut self) -> String {
+        self.http.state()
+    }
+
+    fn compact(&mut self, token: &str, pick: u8) -> bool {
+        let owner = &self.owners[token];
+        let url = format!("{}/admin/owners/{owner}", self.server);
+        let summary: Value = match ureq::get(&url).set("Authorization", &format!("Bearer {ADMIN}")).call() {
+            Ok(answer) => answer.into_json().expect("JSON"),
+            Err(ureq::Error::Status(404, _)) => return false,
+            Err(err) => panic!("GET {url}: {err}"),
+        };
+        let below = testing::horizon_of(pick, summary["clock"].as_i64().expect("a clock"));
+        let answer = ureq::post(&format!("{url}/compact"))
+            .set("Authorization", &format!("Bearer {ADMIN}"))
+            .send_string(&json!({"below": below}).to_string())
+            .expect("a compaction");
+        answer.status() == 200
+    }
+}
+
+/// The convergence runs over HTTP: devices of version 1 and version 2
+/// (random page sizes) mixed, lost answers, refusals, and compactions at
+/// random horizons through the admin route, several owners.
+#[test]
+fn devices_of_both_versions_converge_over_http_with_compactions() {
+    use proptest::strategy::{Strategy, ValueTree};
+    for backend in dbs::backends() {
+        let Some(server) = TodoServer::start(backend, &[("MOBYNC_ADMIN_TOKEN", ADMIN)]) else { continue };
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let mut compactions = 0;
+        for run in 0..6 {
+            let plan = testing::plans(40).new_tree(&mut runner).expect("a plan").current();
+            let signed: Vec<(String, String)> = (0..3).map(|o| http::signup(&server.base, &format!("run{run}-{o}"))).collect();
+            let tokens: Vec<String> = signed.iter().map(|(t, _)| t.clone()).collect();
+            let owners: HashMap<String, String> = signed.into_iter().collect();
+            let mut compacting = Compacting { http: server.as_server(owners.clone()), server: server.base.clone(), owners };
+            compactions += testing::converge(&mut compacting, &tokens, &plan);
+        }
+        assert!(compactions > 0, "{backend:?}: no compaction ran");
+    }
+}
+
+#[test]
+fn version_2_fields_are_checked_and_answered() {
+    let Some(server) = TodoServer::start(mobync_tests::dbs::Backend::Sqlite, &[]) else { return };
+    let (token, _) = http::signup(&server.base, "ada");
+    let post = |body: Value| http::post(&server.sync_url(), "application/json", body.to_string().as_bytes());
+    let create = |n: usize| json!({"id": format!("d{n}"), "owner": "", "logical_clock": n, "utc_timestamp": n,
+        "type": "create", "model": "task", "json_data": json!({"id": format!("{token}-r{n}"), "title": "t", "done": false}).to_string()});
+    for n in 0..3 {
+        assert_eq!(post(json!({"auth_token": token, "logical_clock": n, "diffs": [create(n)]})).status, 200);
+    }
+    // A version-1 answer has no `has_more`.
+    let v1 = post(json!({"auth_token": token, "logical_clock": 0, "diffs": []})).json();
+    assert!(v1.get("has_more").is_none(), "{v1}");
+    // Pages of one stamp, then the rest.
+    let page = post(json!({"auth_token": token, "logical_clock": 0, "diffs": [], "page_size": 2})).json();
+    assert_eq!((page["has_more"].clone(), page["logical_clock"].clone()), (json!(true), json!(2)), "{page}");
+    assert_eq!(page["diffs"].as_array().map(Vec::len), Some(2));
+    let rest = post(json!({"auth_token": token, "logical_clock": 2, "diffs": [], "page_size": 2, "base_clock": 1})).json();
+    assert_eq!((rest["has_more"].clone(), rest["logical_clock"].clone()), (json!(false), json!(3)), "{rest}");
+    // A page is a pure read: the diff sent with it is not stored.
+    let pending = post(json!({"auth_token": token, "logical_clock": 0, "diffs": [create(7)], "page_size": 1})).json();
+    assert_eq!(pending["has_more"], json!(true));
+    assert_eq!(post(json!({"auth_token": token, "logical_clock": 3, "diffs": []})).json()["logical_clock"], json!(3));
+    // Bad values are 400 and change nothing.
+    for bad in [
+        json!({"auth_token": token, "logical_clock": 3, "diffs": [create(8)], "page_size": 0}),
+        json!({"auth_token": token, "logical_clock": 3, "diffs": [create(8)], "page_size": -1}),
+        json!({"auth_token": token, "logical_clock": 3, "diffs": [create(8)], "page_size": "ten"}),
+        json!({"auth_token": token, "logical_clock": 3, "diffs": [create(8)], "page_size": 1.5}),
+        json!({"auth_token": token, "logical_clock": 3, "diffs": [create(8)], "page_size": 10, "base_clock": 4}),
+        json!({"auth_token": token, "logical_clock": 3, "diffs": [create(8)], "page_size": 10, "base_clock": "x"}),
+    ] {
+        let answer = post(bad.clone());
+        assert_eq!((answer.status, answer.json()["error"].clone()), (400, json!("malformed_request")), "{bad}");
+    }
+    assert_eq!(post(json!({"auth_token": token, "logical_clock": 3, "diffs": []})).json()["logical_clock"], json!(3));
+}

@@ -81,7 +81,7 @@ where
         let trial: Result<(), SyncError> = self.store.write(conn, |conn| {
             let clock = self.store.lock_clock(conn, &key)?;
             let marks = self.store.marks(conn, &key)?.unwrap_or(super::Marks { clock, ..Default::default() });
-            let reading = self.read(conn, owner, cursor, marks, before)?;
+            let reading = self.read(conn, owner, cursor, None, marks, before)?;
             self.write(conn, cursor, before, owner, reading)?;
             Err(err.clone())
         });

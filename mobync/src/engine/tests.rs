@@ -21,11 +21,11 @@ fn engine() -> Engine {
 
 /// One sync on a fresh memory connection, the owner by name.
 trait SyncAs {
-    fn sync(&self, cursor: i64, diffs: Vec<Diff>, owner: &str) -> Result<SyncResponse, SyncError>;
+    fn sync_as(&self, cursor: i64, diffs: Vec<Diff>, owner: &str) -> Result<SyncResponse, SyncError>;
 }
 
 impl SyncAs for Engine {
-    fn sync(&self, cursor: i64, diffs: Vec<Diff>, owner: &str) -> Result<SyncResponse, SyncError> {
+    fn sync_as(&self, cursor: i64, diffs: Vec<Diff>, owner: &str) -> Result<SyncResponse, SyncError> {
         self.apply(&mut self.store().conn(), cursor, diffs, &owner.to_owned())
     }
 }
@@ -33,7 +33,7 @@ impl SyncAs for Engine {
 /// The engine as a server: the token is the owner.
 impl Server for &Engine {
     fn sync(&mut self, token: &str, request: &SyncRequest) -> Result<SyncResponse, SyncError> {
-        SyncAs::sync(*self, request.logical_clock, request.diffs.clone(), token)
+        Mobync::sync(*self, &mut self.store().conn(), request.logical_clock, request.diffs.clone(), request.paging(), &token.to_owned())
     }
 
     fn rows(&mut self, token: &str) -> Rows {
@@ -71,13 +71,13 @@ fn setup() -> (Engine, Device) {
     let mut a = Device::new("A");
     a.create("task", "r1", json!({"title": "one", "done": false}), 10);
     let req = a.request("alice");
-    assert!(a.receive(&e.sync(0, req.diffs, "alice").unwrap()));
+    assert!(a.receive(&e.sync_as(0, req.diffs, "alice").unwrap()));
     (e, a)
 }
 
 fn assert_fails_untouched(e: &Engine, cursor: i64, diffs: Vec<Diff>, owner: &str, kind: ErrorKind) -> SyncError {
     let before = e.store().snapshot();
-    let err = e.sync(cursor, diffs, owner).unwrap_err();
+    let err = e.sync_as(cursor, diffs, owner).unwrap_err();
     assert_eq!(err.kind, kind, "{err}");
     assert_eq!(e.store().snapshot(), before, "a failed sync changed the store");
     err
@@ -137,7 +137,7 @@ fn a_refused_value_folded_into_its_create_names_the_update_that_brought_it() {
     let err = assert_fails_untouched(&e, 1, diffs, "alice", ErrorKind::Forbidden);
     assert_eq!(err.diff_id.as_deref(), Some("c"));
     let diffs = vec![create("c", "r2", ""), update("u1", json!({"id": "r2", "title": "fixed"}))];
-    assert_eq!(e.sync(1, diffs, "alice").expect("the folded title is fine").logical_clock, 2);
+    assert_eq!(e.sync_as(1, diffs, "alice").expect("the folded title is fine").logical_clock, 2);
 }
 
 #[test]
@@ -150,11 +150,11 @@ fn too_many_diffs_is_payload_too_large() {
 #[test]
 fn a_sync_with_nothing_to_apply_does_not_advance_the_clock() {
     let (e, a) = setup();
-    let answer = e.sync(a.cursor(), vec![], "alice").unwrap();
+    let answer = e.sync_as(a.cursor(), vec![], "alice").unwrap();
     assert_eq!(answer.logical_clock, 1);
     let cancelled = vec![create("c1", "r8", "x"), Diff::new("c2", Delete, "task", json!({"id": "r8"})).at(1, 21)];
     let rows_before = e.store().rows("alice");
-    let answer = e.sync(1, cancelled.clone(), "alice").unwrap();
+    let answer = e.sync_as(1, cancelled.clone(), "alice").unwrap();
     assert_eq!(answer.logical_clock, 1);
     assert_eq!(e.store().rows("alice"), rows_before);
     let snapshot = e.store().snapshot();
@@ -162,7 +162,7 @@ fn a_sync_with_nothing_to_apply_does_not_advance_the_clock() {
     assert_eq!((log.clock, log.diffs.len()), (1, 1));
     assert!(log.dropped.contains("c1") && log.dropped.contains("c2"), "remembered for retries");
     let after = e.store().snapshot();
-    e.sync(1, cancelled, "alice").unwrap();
+    e.sync_as(1, cancelled, "alice").unwrap();
     assert_eq!(e.store().snapshot(), after, "sent again: nothing changes");
 }
 
@@ -170,16 +170,16 @@ fn a_sync_with_nothing_to_apply_does_not_advance_the_clock() {
 fn a_retried_request_applies_nothing_twice_and_echoes_nothing() {
     let (e, mut a) = setup();
     let mut b = Device::new("B");
-    b.receive(&e.sync(0, vec![], "alice").unwrap());
+    b.receive(&e.sync_as(0, vec![], "alice").unwrap());
     // B changes the title at t=50; A, later, at t=60 and loses its answer.
     b.update("task", "r1", json!({"title": "from B"}), 50);
-    b.receive(&e.sync(b.cursor(), b.pending(), "alice").unwrap());
+    b.receive(&e.sync_as(b.cursor(), b.pending(), "alice").unwrap());
     a.update("task", "r1", json!({"title": "from A"}), 60);
     let req = a.request("alice");
-    let first = e.sync(req.logical_clock, req.diffs.clone(), "alice").unwrap();
+    let first = e.sync_as(req.logical_clock, req.diffs.clone(), "alice").unwrap();
     let after_first = e.store().snapshot();
     for _ in 0..2 {
-        let again = e.sync(req.logical_clock, req.diffs.clone(), "alice").unwrap();
+        let again = e.sync_as(req.logical_clock, req.diffs.clone(), "alice").unwrap();
         assert_eq!(again, first, "a retry answers what the first answer held");
         assert_eq!(e.store().snapshot(), after_first, "a retry changes nothing");
     }
@@ -194,8 +194,8 @@ fn a_retry_does_not_apply_an_edit_its_own_newer_edit_collapsed() {
     a.update("task", "r1", json!({"title": "older"}), 30);
     a.update("task", "r1", json!({"title": "newer"}), 31);
     let req = a.request("alice");
-    e.sync(req.logical_clock, req.diffs.clone(), "alice").unwrap();
-    e.sync(req.logical_clock, req.diffs.clone(), "alice").unwrap();
+    e.sync_as(req.logical_clock, req.diffs.clone(), "alice").unwrap();
+    e.sync_as(req.logical_clock, req.diffs.clone(), "alice").unwrap();
     assert_eq!(e.store().rows("alice")[&("task".into(), "r1".into())]["title"], "newer");
     assert_eq!(e.store().snapshot().logs["alice"].clock, 2);
 }
@@ -206,7 +206,7 @@ fn edits_made_after_a_lost_answer_are_applied_with_the_retry() {
     let mut a = Device::new("A");
     a.create("task", "r1", json!({"title": "one", "done": false}), 10);
     let lost = a.request("alice");
-    e.sync(lost.logical_clock, lost.diffs, "alice").unwrap();
+    e.sync_as(lost.logical_clock, lost.diffs, "alice").unwrap();
     a.update("task", "r1", json!({"done": true}), 11);
     a.delete("task", "r1", 12);
     a.create("task", "r2", json!({"title": "two", "done": false}), 13);
@@ -266,5 +266,5 @@ fn a_change_made_after_receiving_a_folded_update_is_newer_than_it() {
         Update { device: 0, row: 1, field: 0, value: 78 },
     ];
     let owners = ["alice", "bob"].map(String::from);
-    testing::converge(&mut &engine(), &owners, &Plan { owners: 2, devices: 5, steps });
+    testing::converge(&mut &engine(), &owners, &Plan { owners: 2, devices: 5, steps, pages: vec![None; 5] });
 }

@@ -5,7 +5,7 @@
 //! the size, each diff in request order ([`decode_diff`]): its shape (400
 //! naming it), then what needs no model to be consistent (422 naming it).
 
-use super::{Diff, OperationType};
+use super::{Diff, OperationType, Paging};
 use crate::error::SyncError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -71,6 +71,8 @@ pub struct Envelope {
     pub cursor: Cursor,
     /// The diffs, as sent.
     pub diffs: Vec<Box<RawValue>>,
+    /// Version 2's `page_size` and `base_clock`, if the client speaks it.
+    pub paging: Option<Paging>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +81,36 @@ struct RawEnvelope {
     auth_token: Option<String>,
     logical_clock: Number,
     diffs: Vec<Box<RawValue>>,
+    #[serde(default)]
+    page_size: Option<Value>,
+    #[serde(default)]
+    base_clock: Option<Value>,
+}
+
+/// Version 2's fields: `page_size` an integer >= 1, `base_clock` an integer
+/// from 0 to the cursor; else 400.
+fn paging(page_size: Option<Value>, base_clock: Option<Value>, cursor: Cursor) -> Result<Option<Paging>, SyncError> {
+    let Some(size) = page_size.filter(|v| !v.is_null()) else { return Ok(None) };
+    let page_size = size
+        .as_u64()
+        .filter(|&k| k >= 1)
+        .ok_or_else(|| SyncError::malformed(format!("`page_size` must be an integer >= 1, not {size}")))?;
+    let cursor = match cursor {
+        Cursor::At(n) => n,
+        _ => i64::MAX,
+    };
+    let base_clock = match base_clock.filter(|v| !v.is_null()) {
+        None => cursor,
+        Some(base) => match base.as_i64() {
+            Some(b) if (0..=cursor).contains(&b) => b,
+            _ => {
+                return Err(SyncError::malformed(format!(
+                    "`base_clock` must be an integer from 0 to `logical_clock`, not {base}"
+                )))
+            }
+        },
+    };
+    Ok(Some(Paging { page_size, base_clock }))
 }
 
 impl Envelope {
@@ -94,7 +126,8 @@ impl Envelope {
         })?;
         let cursor = Cursor::of(&raw.logical_clock)
             .ok_or_else(|| SyncError::malformed("`logical_clock` must be an integer"))?;
-        Ok(Envelope { auth_token: raw.auth_token, cursor, diffs: raw.diffs })
+        let paging = paging(raw.page_size, raw.base_clock, cursor)?;
+        Ok(Envelope { auth_token: raw.auth_token, cursor, diffs: raw.diffs, paging })
     }
 }
 

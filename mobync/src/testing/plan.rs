@@ -57,6 +57,8 @@ pub struct Plan {
     pub devices: usize,
     /// What they do, in order.
     pub steps: Vec<Step>,
+    /// Each device's page size: `None` speaks version 1, `Some(k)` version 2.
+    pub pages: Vec<Option<u64>>,
 }
 
 /// Random plans of up to 3 owners, 2–6 devices and up to `max_steps` steps.
@@ -82,7 +84,9 @@ pub fn plans(max_steps: usize) -> impl Strategy<Value = Plan> {
                 1 => (0..devices, any::<u64>()).prop_map(|(device, seed)| Step::Burst { device, seed }),
                 2 => (0..owners, any::<u8>()).prop_map(|(owner, pick)| Step::Compact { owner, pick }),
             ];
-            prop::collection::vec(step, 1..max_steps).prop_map(move |steps| Plan { owners, devices, steps })
+            let page = prop_oneof![3 => Just(None), 1 => Just(Some(1)), 1 => Just(Some(3)), 1 => Just(Some(10)), 1 => (1u64..50).prop_map(Some)];
+            (prop::collection::vec(step, 1..max_steps), prop::collection::vec(page, devices))
+                .prop_map(move |(steps, pages)| Plan { owners, devices, steps, pages })
         })
 }
 
@@ -134,10 +138,22 @@ impl Run<'_> {
         }
     }
 
-    fn sync(&mut self, server: &mut dyn Server, device: usize) {
+    /// One sync: one request, whose answer may be a page (version 2).
+    fn sync(&mut self, server: &mut dyn Server, device: usize) -> SyncResponse {
         let token = self.token(device).to_owned();
         let answer = sync(server, &token, &mut self.devices[device]);
         self.received(&answer);
+        answer
+    }
+
+    /// Syncs until an answer is not a page: a whole sync of either version.
+    fn settle(&mut self, server: &mut dyn Server, device: usize) {
+        for _ in 0..100_000 {
+            if self.sync(server, device).has_more != Some(true) {
+                return;
+            }
+        }
+        panic!("dev{device} got pages without end");
     }
 
     fn create(&mut self, device: usize, model: usize) {
@@ -172,6 +188,11 @@ impl Run<'_> {
     /// right code, naming the change, and the server left as it was. A
     /// refused change is discarded and the run goes on.
     fn refused(&mut self, server: &mut dyn Server, device: usize, what: Refusal, pick: usize) {
+        // A version-2 device pulls its pages first: a page is a pure read
+        // that refuses nothing.
+        if self.devices[device].request("").page_size.is_some() {
+            self.settle(server, device);
+        }
         let ts = self.tick(1);
         let (diff, kind) = match what {
             Refusal::BlankCreate => {
@@ -257,7 +278,12 @@ pub fn converge(server: &mut dyn Server, tokens: &[String], plan: &Plan) -> usiz
     let mut run = Run {
         tokens,
         owners: plan.owners,
-        devices: (0..plan.devices).map(|i| Device::new(format!("dev{i}"))).collect(),
+        devices: (0..plan.devices)
+            .map(|i| match plan.pages.get(i).copied().flatten() {
+                Some(size) => Device::new(format!("dev{i}")).with_pages(size),
+                None => Device::new(format!("dev{i}")),
+            })
+            .collect(),
         clock: 1_000,
         made: 0,
     };
@@ -272,7 +298,9 @@ pub fn converge(server: &mut dyn Server, tokens: &[String], plan: &Plan) -> usiz
                 let request = run.devices[device].request(&token);
                 server.sync(&token, &request).unwrap_or_else(|e| panic!("lost sync failed: {e}"));
             }
-            Step::Sync { device, lost: false } => run.sync(server, device),
+            Step::Sync { device, lost: false } => {
+                run.sync(server, device);
+            }
             Step::Tick { ms } => {
                 run.tick(ms as i64);
             }
@@ -283,7 +311,7 @@ pub fn converge(server: &mut dyn Server, tokens: &[String], plan: &Plan) -> usiz
     }
     for _ in 0..2 {
         for device in 0..plan.devices {
-            run.sync(server, device);
+            run.settle(server, device);
         }
     }
     for owner in 0..plan.owners {
@@ -291,11 +319,29 @@ pub fn converge(server: &mut dyn Server, tokens: &[String], plan: &Plan) -> usiz
             run.devices.iter().skip(owner).step_by(plan.owners).flat_map(|d| d.log().iter()).collect();
         let expected = expected_rows(history);
         let rows = server.rows(&tokens[owner]);
-        assert_eq!(rows, expected, "owner {owner}: the server differs from the reference model");
+        assert!(rows == expected, "owner {owner}: the server differs from the reference model: {}", differences(&rows, &expected));
         for device in run.devices.iter().skip(owner).step_by(plan.owners) {
-            assert_eq!(device.rows(), &expected, "{} differs from the reference model", device.name());
+            assert!(
+                device.rows() == &expected,
+                "{} differs from the reference model: {}",
+                device.name(),
+                differences(device.rows(), &expected)
+            );
         }
     }    compacted
+}
+
+/// The rows where `got` and `want` differ, as `key: got != want`.
+fn differences(got: &Rows, want: &Rows) -> String {
+    let keys: std::collections::BTreeSet<&(String, String)> = got.keys().chain(want.keys()).collect();
+    let mut out = Vec::new();
+    for key in keys {
+        let (a, b) = (got.get(key), want.get(key));
+        if a != b {
+            out.push(format!("{key:?}: {a:?} != {b:?}"));
+        }
+    }
+    out.join("; ")
 }
 
 fn nth_row(rows: &Rows, n: usize) -> Option<(String, String)> {
