@@ -155,6 +155,10 @@ impl<'s, 'a> Model<'s, 'a> {
         let data_ty: Vec<_> = self.data().iter().map(|f| f.ty).collect();
         let data_col: Vec<Ident> = self.data().iter().map(|f| f.column()).collect();
         let wire: Vec<String> = self.data().iter().map(|f| f.wire_name()).collect();
+        let de_field: Vec<Ident> = self.data().iter().map(|f| format_ident!("__mobync_de_{}", f.name())).collect();
+        let de_patch: Vec<Ident> = self.data().iter().map(|f| format_ident!("__mobync_some_{}", f.name())).collect();
+        let de_field_name: Vec<String> = de_field.iter().map(Ident::to_string).collect();
+        let de_patch_name: Vec<String> = de_patch.iter().map(Ident::to_string).collect();
         let id_bound = quote_spanned!(id_ty.span()=> #private::assert_row_id::<#id_ty>);
 
         let rule_consts = self.rules().into_iter().filter_map(|(rule, path)| {
@@ -192,7 +196,7 @@ impl<'s, 'a> Model<'s, 'a> {
             #[serde(crate = "::mobync::__private_0_1::serde", deny_unknown_fields)]
             struct __MobyncCreate {
                 #(
-                    #[serde(rename = #wire, deserialize_with = "::mobync::__private_0_1::serde::Deserialize::deserialize")]
+                    #[serde(rename = #wire, deserialize_with = #de_field_name)]
                     #data: #data_ty,
                 )*
             }
@@ -203,15 +207,52 @@ impl<'s, 'a> Model<'s, 'a> {
             #[diesel(table_name = #table, primary_key(#id_col))]
             struct __MobyncPatch {
                 #(
-                    #[serde(rename = #wire, default, deserialize_with = "::mobync::__private_0_1::some")]
+                    #[serde(rename = #wire, default, deserialize_with = #de_patch_name)]
                     #[diesel(column_name = #data_col)]
                     #data: ::core::option::Option<#data_ty>,
                 )*
             }
 
+            // Each field's decoding, its errors naming the field.
+            #(
+                fn #de_field<'de, D, T>(deserializer: D) -> ::core::result::Result<T, D::Error>
+                where
+                    D: #private::serde::Deserializer<'de>,
+                    T: #private::serde::Deserialize<'de>,
+                {
+                    #private::field(deserializer, #wire)
+                }
+
+                fn #de_patch<'de, D, T>(deserializer: D) -> ::core::result::Result<::core::option::Option<T>, D::Error>
+                where
+                    D: #private::serde::Deserializer<'de>,
+                    T: #private::serde::Deserialize<'de>,
+                {
+                    #private::some_field(deserializer, #wire)
+                }
+            )*
+
+            impl __MobyncCreate {
+                /// Every number sent is the one decoded (none out of range).
+                fn __mobync_fits(&self, diff: &::mobync::protocol::Diff) -> ::core::result::Result<(), ::mobync::error::SyncError> {
+                    #( #private::fits(#model, #wire, &diff.data, &self.#data)?; )*
+                    ::core::result::Result::Ok(())
+                }
+            }
+
             impl __MobyncPatch {
                 fn __mobync_is_empty(&self) -> bool {
                     true #( && self.#data.is_none() )*
+                }
+
+                /// Every number sent is the one decoded (none out of range).
+                fn __mobync_fits(&self, diff: &::mobync::protocol::Diff) -> ::core::result::Result<(), ::mobync::error::SyncError> {
+                    #(
+                        if let ::core::option::Option::Some(value) = &self.#data {
+                            #private::fits(#model, #wire, &diff.data, value)?;
+                        }
+                    )*
+                    ::core::result::Result::Ok(())
                 }
             }
 
@@ -247,14 +288,18 @@ impl<'s, 'a> Model<'s, 'a> {
                 diff: &::mobync::protocol::Diff,
             ) -> ::core::result::Result<__MobyncCreate, ::mobync::error::SyncError> {
                 __mobync_no_owner(diff)?;
-                #private::decode(#model, &diff.data, &["id"])
+                let create: __MobyncCreate = #private::decode(#model, &diff.data, &["id"])?;
+                create.__mobync_fits(diff)?;
+                ::core::result::Result::Ok(create)
             }
 
             fn __mobync_patch(
                 diff: &::mobync::protocol::Diff,
             ) -> ::core::result::Result<__MobyncPatch, ::mobync::error::SyncError> {
                 __mobync_no_owner(diff)?;
-                #private::decode(#model, &diff.data, &["id"])
+                let patch: __MobyncPatch = #private::decode(#model, &diff.data, &["id"])?;
+                patch.__mobync_fits(diff)?;
+                ::core::result::Result::Ok(patch)
             }
 
             fn __mobync_new(owner: &#owner_ty, diff: &::mobync::protocol::Diff) -> ::core::result::Result<__MobyncNew, ::mobync::error::SyncError> {
