@@ -14,11 +14,7 @@ use syn::{DeriveInput, Path, Result};
 pub fn derive(input: &DeriveInput) -> TokenStream {
     match expand(input) {
         Ok(tokens) => tokens,
-        Err(err) => {
-            let mut tokens = err.to_compile_error();
-            tokens.extend(fallback(input));
-            tokens
-        }
+        Err(err) => fallback(input, err),
     }
 }
 
@@ -48,42 +44,46 @@ fn is_db_connection(path: &Path) -> bool {
     path.segments.last().is_some_and(|segment| segment.ident == "DbConnection")
 }
 
-/// After an error: impls whose methods are never run, so that uses of the
-/// model elsewhere do not add "not implemented" errors.
-fn fallback(input: &DeriveInput) -> TokenStream {
+/// After an error: the errors, and impls whose methods are never run, so
+/// that uses of the model elsewhere add no error of their own. The first
+/// error stands in the owner type (`[(); compile_error!(..)]`: a type that
+/// holds an error, which rustc matches with any owner the app's
+/// authenticator returns without a word), and the stubs hold for every
+/// connection type: a model that names no owner, or no connection, reads
+/// as the app uses it.
+fn fallback(input: &DeriveInput, err: syn::Error) -> TokenStream {
+    let mut errors = err.into_iter();
+    let first = errors.next().map(|first| first.to_compile_error()).unwrap_or_default();
+    let rest = errors.map(|err| err.to_compile_error());
     if !input.generics.params.is_empty() {
-        return TokenStream::new();
+        return quote!(#first #( #rest )*);
     }
     let ty = &input.ident;
-    let connections = match Struct::from_syn(input) {
-        Ok(parsed) => connections(&parsed),
-        Err(_) => vec![syn::parse_quote!(::mobync::db::DbConnection)],
-    };
     let result = quote!(::core::result::Result);
     let err = quote!(::mobync::error::SyncError);
     let diff = quote!(::mobync::protocol::Diff);
+    let owner = quote!(<#ty as ::mobync::SyncModel>::Owner);
     quote! {
         #[automatically_derived]
         #[allow(unused_variables, unreachable_code)]
         impl ::mobync::SyncModel for #ty {
             const MODEL: &'static str = "";
             const FIELDS: &'static [&'static str] = &[];
-            type Owner = ::std::string::String;
+            type Owner = [(); #first];
             fn check(diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
         }
-        #(
-            #[automatically_derived]
-            #[allow(unused_variables, unreachable_code)]
-            impl ::mobync::Syncable<#connections> for #ty {
-                fn read(conn: &mut #connections, owner: &::std::string::String, id: &str)
-                    -> #result<::core::option::Option<::mobync::protocol::JsonObject>, #err> { ::core::unreachable!() }
-                fn create(conn: &mut #connections, owner: &::std::string::String, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
-                fn create_all(conn: &mut #connections, owner: &::std::string::String, diffs: &[&#diff]) -> #result<(), #err> { ::core::unreachable!() }
-                fn update(conn: &mut #connections, owner: &::std::string::String, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
-                fn delete(conn: &mut #connections, owner: &::std::string::String, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
-                fn validate_all(conn: &mut #connections, owner: &::std::string::String, diffs: &[&#diff]) -> #result<(), #err> { ::core::unreachable!() }
-            }
-        )*
+        #( #rest )*
+        #[automatically_derived]
+        #[allow(unused_variables, unreachable_code)]
+        impl<C> ::mobync::Syncable<C> for #ty {
+            fn read(conn: &mut C, owner: &#owner, id: &str)
+                -> #result<::core::option::Option<::mobync::protocol::JsonObject>, #err> { ::core::unreachable!() }
+            fn create(conn: &mut C, owner: &#owner, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
+            fn create_all(conn: &mut C, owner: &#owner, diffs: &[&#diff]) -> #result<(), #err> { ::core::unreachable!() }
+            fn update(conn: &mut C, owner: &#owner, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
+            fn delete(conn: &mut C, owner: &#owner, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
+            fn validate_all(conn: &mut C, owner: &#owner, diffs: &[&#diff]) -> #result<(), #err> { ::core::unreachable!() }
+        }
     }
 }
 
