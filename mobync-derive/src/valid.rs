@@ -126,7 +126,9 @@ pub fn check<'s, 'a>(input: &'s Struct<'a>) -> Result<Roles<'s, 'a>> {
         }
         data.push(field);
     }
-    if input.attrs.connections.is_empty() {
+    let on_db_connection = input.attrs.connections.is_empty()
+        || input.attrs.connections.iter().any(|path| path.segments.last().is_some_and(|s| s.ident == "DbConnection"));
+    if on_db_connection {
         if let Err(err) = default_connection_holds(input) {
             errors.push(err);
         }
@@ -223,8 +225,8 @@ fn not_on_default_connection(ty: &syn::Type) -> Option<String> {
     }
 }
 
-/// Without `connection = ...`, every field's type must be one the default
-/// connection holds; else one error that names the fix.
+/// On `DbConnection` (no `connection = ...`, or that one named), every
+/// field's type must be one it holds; else one error that names the fix.
 fn default_connection_holds(input: &Struct) -> Result<()> {
     let mut found = input.fields.iter().filter_map(|f| not_on_default_connection(f.ty).map(|name| (f, name)));
     let Some((first, name)) = found.next() else { return Ok(()) };
@@ -233,7 +235,7 @@ fn default_connection_holds(input: &Struct) -> Result<()> {
     Err(Error::new_spanned(
         first.ty,
         format!(
-            "`{}` syncs on mobync's default connection, `mobync::db::DbConnection` (SQLite, PostgreSQL or MySQL \
+            "`{}` syncs on `mobync::db::DbConnection` (mobync's default connection: SQLite, PostgreSQL or MySQL \
              chosen by the URL, holding only the column types all three share), which cannot hold field `{}`'s \
              type `{name}`{also}: name the connection your app uses on the struct, e.g. \
              #[mobync(connection = diesel::PgConnection)]",
