@@ -14,11 +14,7 @@ use syn::{DeriveInput, Path, Result};
 pub fn derive(input: &DeriveInput) -> TokenStream {
     match expand(input) {
         Ok(tokens) => tokens,
-        Err(err) => {
-            let mut tokens = err.to_compile_error();
-            tokens.extend(fallback(input));
-            tokens
-        }
+        Err(err) => fallback(input, err),
     }
 }
 
@@ -48,42 +44,46 @@ fn is_db_connection(path: &Path) -> bool {
     path.segments.last().is_some_and(|segment| segment.ident == "DbConnection")
 }
 
-/// After an error: impls whose methods are never run, so that uses of the
-/// model elsewhere do not add "not implemented" errors.
-fn fallback(input: &DeriveInput) -> TokenStream {
+/// After an error: the errors, and impls whose methods are never run, so
+/// that uses of the model elsewhere add no error of their own. The first
+/// error stands in the owner type (`[(); compile_error!(..)]`: a type that
+/// holds an error, which rustc matches with any owner the app's
+/// authenticator returns without a word), and the stubs hold for every
+/// connection type: a model that names no owner, or no connection, reads
+/// as the app uses it.
+fn fallback(input: &DeriveInput, err: syn::Error) -> TokenStream {
+    let mut errors = err.into_iter();
+    let first = errors.next().map(|first| first.to_compile_error()).unwrap_or_default();
+    let rest = errors.map(|err| err.to_compile_error());
     if !input.generics.params.is_empty() {
-        return TokenStream::new();
+        return quote!(#first #( #rest )*);
     }
     let ty = &input.ident;
-    let connections = match Struct::from_syn(input) {
-        Ok(parsed) => connections(&parsed),
-        Err(_) => vec![syn::parse_quote!(::mobync::db::DbConnection)],
-    };
     let result = quote!(::core::result::Result);
     let err = quote!(::mobync::error::SyncError);
     let diff = quote!(::mobync::protocol::Diff);
+    let owner = quote!(<#ty as ::mobync::SyncModel>::Owner);
     quote! {
         #[automatically_derived]
         #[allow(unused_variables, unreachable_code)]
         impl ::mobync::SyncModel for #ty {
             const MODEL: &'static str = "";
             const FIELDS: &'static [&'static str] = &[];
-            type Owner = ::std::string::String;
+            type Owner = [(); #first];
             fn check(diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
         }
-        #(
-            #[automatically_derived]
-            #[allow(unused_variables, unreachable_code)]
-            impl ::mobync::Syncable<#connections> for #ty {
-                fn read(conn: &mut #connections, owner: &::std::string::String, id: &str)
-                    -> #result<::core::option::Option<::mobync::protocol::JsonObject>, #err> { ::core::unreachable!() }
-                fn create(conn: &mut #connections, owner: &::std::string::String, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
-                fn create_all(conn: &mut #connections, owner: &::std::string::String, diffs: &[&#diff]) -> #result<(), #err> { ::core::unreachable!() }
-                fn update(conn: &mut #connections, owner: &::std::string::String, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
-                fn delete(conn: &mut #connections, owner: &::std::string::String, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
-                fn validate_all(conn: &mut #connections, owner: &::std::string::String, diffs: &[&#diff]) -> #result<(), #err> { ::core::unreachable!() }
-            }
-        )*
+        #( #rest )*
+        #[automatically_derived]
+        #[allow(unused_variables, unreachable_code)]
+        impl<C> ::mobync::Syncable<C> for #ty {
+            fn read(conn: &mut C, owner: &#owner, id: &str)
+                -> #result<::core::option::Option<::mobync::protocol::JsonObject>, #err> { ::core::unreachable!() }
+            fn create(conn: &mut C, owner: &#owner, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
+            fn create_all(conn: &mut C, owner: &#owner, diffs: &[&#diff]) -> #result<(), #err> { ::core::unreachable!() }
+            fn update(conn: &mut C, owner: &#owner, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
+            fn delete(conn: &mut C, owner: &#owner, diff: &#diff) -> #result<(), #err> { ::core::unreachable!() }
+            fn validate_all(conn: &mut C, owner: &#owner, diffs: &[&#diff]) -> #result<(), #err> { ::core::unreachable!() }
+        }
     }
 }
 
@@ -155,6 +155,10 @@ impl<'s, 'a> Model<'s, 'a> {
         let data_ty: Vec<_> = self.data().iter().map(|f| f.ty).collect();
         let data_col: Vec<Ident> = self.data().iter().map(|f| f.column()).collect();
         let wire: Vec<String> = self.data().iter().map(|f| f.wire_name()).collect();
+        let de_field: Vec<Ident> = self.data().iter().map(|f| format_ident!("__mobync_de_{}", f.name())).collect();
+        let de_patch: Vec<Ident> = self.data().iter().map(|f| format_ident!("__mobync_some_{}", f.name())).collect();
+        let de_field_name: Vec<String> = de_field.iter().map(Ident::to_string).collect();
+        let de_patch_name: Vec<String> = de_patch.iter().map(Ident::to_string).collect();
         let id_bound = quote_spanned!(id_ty.span()=> #private::assert_row_id::<#id_ty>);
 
         let rule_consts = self.rules().into_iter().filter_map(|(rule, path)| {
@@ -192,7 +196,7 @@ impl<'s, 'a> Model<'s, 'a> {
             #[serde(crate = "::mobync::__private_0_1::serde", deny_unknown_fields)]
             struct __MobyncCreate {
                 #(
-                    #[serde(rename = #wire, deserialize_with = "::mobync::__private_0_1::serde::Deserialize::deserialize")]
+                    #[serde(rename = #wire, deserialize_with = #de_field_name)]
                     #data: #data_ty,
                 )*
             }
@@ -203,15 +207,52 @@ impl<'s, 'a> Model<'s, 'a> {
             #[diesel(table_name = #table, primary_key(#id_col))]
             struct __MobyncPatch {
                 #(
-                    #[serde(rename = #wire, default, deserialize_with = "::mobync::__private_0_1::some")]
+                    #[serde(rename = #wire, default, deserialize_with = #de_patch_name)]
                     #[diesel(column_name = #data_col)]
                     #data: ::core::option::Option<#data_ty>,
                 )*
             }
 
+            // Each field's decoding, its errors naming the field.
+            #(
+                fn #de_field<'de, D, T>(deserializer: D) -> ::core::result::Result<T, D::Error>
+                where
+                    D: #private::serde::Deserializer<'de>,
+                    T: #private::serde::Deserialize<'de>,
+                {
+                    #private::field(deserializer, #wire)
+                }
+
+                fn #de_patch<'de, D, T>(deserializer: D) -> ::core::result::Result<::core::option::Option<T>, D::Error>
+                where
+                    D: #private::serde::Deserializer<'de>,
+                    T: #private::serde::Deserialize<'de>,
+                {
+                    #private::some_field(deserializer, #wire)
+                }
+            )*
+
+            impl __MobyncCreate {
+                /// Every number sent is the one decoded (none out of range).
+                fn __mobync_fits(&self, diff: &::mobync::protocol::Diff) -> ::core::result::Result<(), ::mobync::error::SyncError> {
+                    #( #private::fits(#model, #wire, &diff.data, &self.#data)?; )*
+                    ::core::result::Result::Ok(())
+                }
+            }
+
             impl __MobyncPatch {
                 fn __mobync_is_empty(&self) -> bool {
                     true #( && self.#data.is_none() )*
+                }
+
+                /// Every number sent is the one decoded (none out of range).
+                fn __mobync_fits(&self, diff: &::mobync::protocol::Diff) -> ::core::result::Result<(), ::mobync::error::SyncError> {
+                    #(
+                        if let ::core::option::Option::Some(value) = &self.#data {
+                            #private::fits(#model, #wire, &diff.data, value)?;
+                        }
+                    )*
+                    ::core::result::Result::Ok(())
                 }
             }
 
@@ -247,14 +288,18 @@ impl<'s, 'a> Model<'s, 'a> {
                 diff: &::mobync::protocol::Diff,
             ) -> ::core::result::Result<__MobyncCreate, ::mobync::error::SyncError> {
                 __mobync_no_owner(diff)?;
-                #private::decode(#model, &diff.data, &["id"])
+                let create: __MobyncCreate = #private::decode(#model, &diff.data, &["id"])?;
+                create.__mobync_fits(diff)?;
+                ::core::result::Result::Ok(create)
             }
 
             fn __mobync_patch(
                 diff: &::mobync::protocol::Diff,
             ) -> ::core::result::Result<__MobyncPatch, ::mobync::error::SyncError> {
                 __mobync_no_owner(diff)?;
-                #private::decode(#model, &diff.data, &["id"])
+                let patch: __MobyncPatch = #private::decode(#model, &diff.data, &["id"])?;
+                patch.__mobync_fits(diff)?;
+                ::core::result::Result::Ok(patch)
             }
 
             fn __mobync_new(owner: &#owner_ty, diff: &::mobync::protocol::Diff) -> ::core::result::Result<__MobyncNew, ::mobync::error::SyncError> {

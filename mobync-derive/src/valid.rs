@@ -126,6 +126,13 @@ pub fn check<'s, 'a>(input: &'s Struct<'a>) -> Result<Roles<'s, 'a>> {
         }
         data.push(field);
     }
+    let on_db_connection = input.attrs.connections.is_empty()
+        || input.attrs.connections.iter().any(|path| path.segments.last().is_some_and(|s| s.ident == "DbConnection"));
+    if on_db_connection {
+        if let Err(err) = default_connection_holds(input) {
+            errors.push(err);
+        }
+    }
     errors.finish(())?;
 
     if data.is_empty() {
@@ -185,4 +192,55 @@ fn what(role: &str) -> &'static str {
         "id" => "row id",
         _ => "owner column",
     }
+}
+
+/// Types that mobync's default connection, `mobync::db::DbConnection`
+/// (Diesel's `MultiBackend`: only what SQLite, PostgreSQL and MySQL share),
+/// cannot hold, by the last segment of their path. Without this check such a
+/// model gives a score of Diesel trait errors, none naming the fix.
+const NOT_ON_DEFAULT_CONNECTION: &[&str] = &[
+    "Uuid", "DateTime", "Value", "JsonValue", "BigDecimal", "IpNetwork", "IpAddr", "Ipv4Addr", "Ipv6Addr",
+    "MacAddress", "PgInterval", "PgMoney", "PgNumeric", "PgTimestamp", "PgDate", "PgTime", "Range",
+];
+
+/// The name of `ty`'s type (inside an `Option`) if the default connection
+/// cannot hold it: one of [`NOT_ON_DEFAULT_CONNECTION`], or a `Vec` other
+/// than `Vec<u8>` (a PostgreSQL array).
+fn not_on_default_connection(ty: &syn::Type) -> Option<String> {
+    let syn::Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    let inner = match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) => args.args.iter().find_map(|arg| match arg {
+            syn::GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let name = last.ident.to_string();
+    match (name.as_str(), inner) {
+        ("Option", Some(inner)) => not_on_default_connection(inner),
+        ("Vec", Some(syn::Type::Path(item))) if !item.path.is_ident("u8") => Some(name),
+        _ if NOT_ON_DEFAULT_CONNECTION.contains(&name.as_str()) => Some(name),
+        _ => None,
+    }
+}
+
+/// On `DbConnection` (no `connection = ...`, or that one named), every
+/// field's type must be one it holds; else one error that names the fix.
+fn default_connection_holds(input: &Struct) -> Result<()> {
+    let mut found = input.fields.iter().filter_map(|f| not_on_default_connection(f.ty).map(|name| (f, name)));
+    let Some((first, name)) = found.next() else { return Ok(()) };
+    let others: Vec<String> = found.map(|(f, _)| format!("`{}`", f.name())).collect();
+    let also = if others.is_empty() { String::new() } else { format!(" (nor those of {})", others.join(", ")) };
+    Err(Error::new_spanned(
+        first.ty,
+        format!(
+            "`{}` syncs on `mobync::db::DbConnection` (mobync's default connection: SQLite, PostgreSQL or MySQL \
+             chosen by the URL, holding only the column types all three share), which cannot hold field `{}`'s \
+             type `{name}`{also}: name the connection your app uses on the struct, e.g. \
+             #[mobync(connection = diesel::PgConnection)]",
+            input.ident(),
+            first.name(),
+        ),
+    ))
 }

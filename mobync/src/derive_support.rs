@@ -75,6 +75,56 @@ pub fn some<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> 
     T::deserialize(deserializer).map(Some)
 }
 
+/// One field of a create, its error naming the field (serde's own name
+/// none: `invalid type: string "100", expected i64`, `trailing input`).
+pub fn field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D, name: &str) -> Result<T, D::Error> {
+    T::deserialize(deserializer).map_err(|err| serde::de::Error::custom(format_args!("field `{name}`: {err}")))
+}
+
+/// One field of an update: [`some`], its error naming the field.
+pub fn some_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D, name: &str) -> Result<Option<T>, D::Error> {
+    field(deserializer, name).map(Some)
+}
+
+/// Checks that the decoded `value` of field `name` holds the number `data`
+/// sent for it: a number beyond the range of the field's float type
+/// (`1e400` for an `f64`, `1e39` for an `f32`) decodes as an infinity,
+/// which a column would store as `Infinity` (or refuse) while the other
+/// devices receive the digits sent. Else `invalid_diff` naming the field.
+/// Only numbers beyond `f32::MAX` are looked at twice.
+pub fn fits<T: Serialize>(model: &str, name: &str, data: &JsonObject, value: &T) -> Result<(), SyncError> {
+    match data.get(name) {
+        Some(sent) if beyond_f32(sent) => match serde_json::to_value(value) {
+            Ok(decoded) if !lost(sent, &decoded) => Ok(()),
+            _ => Err(SyncError::invalid_diff(format!(
+                "{model}: field `{name}`: a number is out of the range of its type"
+            ))),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Whether `value` holds a number beyond `f32::MAX` (or beyond `f64`), at any depth.
+fn beyond_f32(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.as_f64().is_none_or(|f| f.abs() > f64::from(f32::MAX)),
+        Value::Array(items) => items.iter().any(beyond_f32),
+        Value::Object(fields) => fields.values().any(beyond_f32),
+        _ => false,
+    }
+}
+
+/// Whether a number `sent` became something else than a number in
+/// `decoded` (serde_json writes an infinity as `null`).
+fn lost(sent: &Value, decoded: &Value) -> bool {
+    match (sent, decoded) {
+        (Value::Number(_), decoded) => !decoded.is_number() && !decoded.is_string(),
+        (Value::Array(a), Value::Array(b)) => a.len() != b.len() || a.iter().zip(b).any(|(a, b)| lost(a, b)),
+        (Value::Object(a), Value::Object(b)) => a.iter().any(|(k, a)| b.get(k).is_some_and(|b| lost(a, b))),
+        _ => false,
+    }
+}
+
 /// A field's value as wire JSON.
 pub fn encode<T: Serialize>(value: &T) -> Result<Value, SyncError> {
     serde_json::to_value(value).map_err(SyncError::internal)
@@ -98,7 +148,16 @@ pub fn no_row(model: &str, id: &str) -> SyncError {
 
 /// A create of a row id that is already taken.
 pub fn taken(model: &str, id: &str) -> SyncError {
-    SyncError::invalid_diff(format!("a {model} with id {id:?} already exists"))
+    SyncError::invalid_diff(format!("{} with id {id:?} already exists", a(model)))
+}
+
+/// `model` with its indefinite article: "a task", "an expense".
+pub fn a(model: &str) -> String {
+    let article = match model.chars().next() {
+        Some(c) if "aeiouAEIOU".contains(c) => "an",
+        _ => "a",
+    };
+    format!("{article} {model}")
 }
 
 /// The error of a create's INSERT: a unique violation of the row id is an
@@ -340,3 +399,47 @@ macro_rules! __mobync_if_mysql {
 /// Rows per multi-row INSERT of generated code: far below every backend's
 /// bind limit for any reasonable number of columns.
 pub const INSERT_CHUNK: usize = 500;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_id_in_another_form_than_its_own_text_is_refused_as_not_canonical() {
+        assert_eq!(row_id::<u32>("task", "17").expect("canonical"), 17);
+        for other in ["017", "+17"] {
+            let err = row_id::<u32>("task", other).expect_err(other);
+            assert!(err.message.contains("not in its canonical form \"17\""), "{}", err.message);
+        }
+    }
+
+    #[cfg(feature = "uuid")]
+    #[test]
+    fn a_uuid_row_id_is_refused_in_upper_case_or_without_hyphens() {
+        let canonical = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+        assert_eq!(row_id::<uuid::Uuid>("note", canonical).expect("canonical").to_string(), canonical);
+        for other in ["67E55044-10B1-426F-9247-BB680E5FE0C8", "67e5504410b1426f9247bb680e5fe0c8", "{67e55044-10b1-426f-9247-bb680e5fe0c8}"] {
+            let err = row_id::<uuid::Uuid>("note", other).expect_err(other);
+            assert_eq!(err.kind, crate::ErrorKind::InvalidDiff);
+            assert!(err.message.contains("canonical form"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn models_take_their_article() {
+        assert_eq!((a("expense").as_str(), a("task").as_str(), a("item").as_str()), ("an expense", "a task", "an item"));
+    }
+
+    #[test]
+    fn a_number_beyond_the_fields_float_range_is_refused_naming_the_field() {
+        let data: JsonObject = serde_json::from_str(r#"{"x": 1e400, "y": 1e39, "z": [1e300, 2], "j": 1e400}"#).expect("json");
+        let err = fits("m", "x", &data, &f64::INFINITY).expect_err("x");
+        assert_eq!(err.message, "m: field `x`: a number is out of the range of its type");
+        assert!(fits("m", "y", &data, &f32::INFINITY).is_err());
+        assert!(fits("m", "y", &data, &1e39f64).is_ok());
+        assert!(fits("m", "z", &data, &vec![1e300f64, 2.0]).is_ok());
+        assert!(fits("m", "z", &data, &vec![f32::INFINITY, 2.0]).is_err());
+        // A JSON value keeps the digits: nothing is lost.
+        assert!(fits("m", "j", &data, &data["j"]).is_ok());
+    }
+}

@@ -57,7 +57,6 @@ use rocket::serde::{Deserialize, Serialize};
 use rocket::{Build, Rocket};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tracing::field::Empty;
 use tracing::Instrument;
 
 /// A successful sync's answer, as JSON.
@@ -401,21 +400,7 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
     /// [`names`], one log event at its end.
     pub async fn respond_as(&self, id: &RequestId, data: Data<'_>) -> Result<SyncAnswer, ApiError> {
         let _ticket = self.shared.in_flight.enter();
-        let span = tracing::info_span!(
-            "sync",
-            request_id = %id.0,
-            owner = Empty,
-            cursor = Empty,
-            received = Empty,
-            applied = Empty,
-            dropped = Empty,
-            sent = Empty,
-            clock = Empty,
-            status = Empty,
-            code = Empty,
-            db_ms = Empty,
-            duration_ms = Empty,
-        );
+        let span = crate::observe::sync_span(&id.0);
         let started = Instant::now();
         let (result, report, db_time) = self.serve(data, span.clone()).instrument(span.clone()).await;
         let status = result.as_ref().map_or_else(|err| err.kind.status(), |_| 200);
@@ -430,20 +415,17 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
             metrics::histogram!(names::SYNC_DB_SECONDS).record(db.as_secs_f64());
         }
         report.emit();
-        span.in_scope(|| match &result {
+        let code = match &result {
             Ok(answer) => {
                 metrics::histogram!(names::ANSWER_BYTES).record(answer.0.len() as f64);
-                tracing::info!(status, "sync");
+                None
             }
             Err(err) => {
                 span.record("code", err.kind.code());
-                if status >= 500 {
-                    tracing::error!(status, code = err.kind.code(), "sync failed");
-                } else {
-                    tracing::info!(status, code = err.kind.code(), "sync refused");
-                }
+                Some(err.kind.code())
             }
-        });
+        };
+        span.in_scope(|| crate::observe::sync_ended(&id.0, &report, status, code, elapsed, db_time));
         result.map_err(ApiError)
     }
 

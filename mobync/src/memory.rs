@@ -374,7 +374,7 @@ impl MemoryModels {
         match diff.op {
             OperationType::Create => {
                 if db.rows.contains_key(&key) {
-                    return Err(SyncError::invalid_diff(format!("a {} with id {:?} already exists", key.0, key.1)));
+                    return Err(SyncError::invalid_diff(format!("{} with id {:?} already exists", crate::__private_0_1::a(&key.0), key.1)));
                 }
                 db.rows.insert(key, MemoryRow { owner: owner.to_owned(), data: diff.data.clone() });
             }

@@ -9,9 +9,12 @@
 //! ERROR. Everything mobync logs during the sync is inside the span, so a
 //! 500's line carries the request id a client reports. No token and no
 //! `json_data` is ever in a field or a message. The `tracing` macros fall
-//! back to the `log` crate when no subscriber is installed;
-//! [`init_logging`] (feature `subscriber`) installs one that also carries
-//! Rocket's `log` lines, one stream.
+//! back to the `log` crate when no subscriber is installed: then the span
+//! is at DEBUG (the `log` crate would print each field recorded on it as a
+//! line of its own) and the closing event carries its fields, so a sync is
+//! one line at Rocket's default level ([`sync_span`], [`sync_ended`]).
+//! [`init_logging`] (feature `subscriber`) installs a subscriber that also
+//! carries Rocket's `log` lines, one stream.
 //!
 //! **Metrics.** mobync records into whatever recorder the app installed
 //! (the `metrics` facade: one registry, the app's), with the names in
@@ -163,6 +166,93 @@ impl Report {
         if let Some(clock) = self.clock {
             span.record("clock", clock);
         }
+    }
+}
+
+/// Whether a `tracing` subscriber was ever installed in this process
+/// (globally or for a scope). Without one, `tracing` writes to the `log`
+/// crate (Rocket's logger), where every `record` on a span is a line of
+/// its own.
+pub fn has_subscriber() -> bool {
+    tracing::dispatcher::has_been_set()
+}
+
+/// The `sync` span of one request, its fields still empty. With a
+/// subscriber it is at INFO, and every line of the sync carries its fields.
+/// Without one it is at DEBUG: the `log` crate would print one line per
+/// field recorded, so at the default level a sync is the one line of
+/// [`sync_ended`], and the fields one by one only at `debug`.
+pub fn sync_span(request_id: &str) -> tracing::Span {
+    use tracing::field::Empty;
+    macro_rules! sync_span {
+        ($level:expr) => {
+            tracing::span!(
+                target: "mobync::fairing",
+                $level,
+                "sync",
+                request_id = %request_id,
+                owner = Empty,
+                cursor = Empty,
+                received = Empty,
+                applied = Empty,
+                dropped = Empty,
+                sent = Empty,
+                clock = Empty,
+                status = Empty,
+                code = Empty,
+                db_ms = Empty,
+                duration_ms = Empty,
+            )
+        };
+    }
+    if has_subscriber() {
+        sync_span!(tracing::Level::INFO)
+    } else {
+        sync_span!(tracing::Level::DEBUG)
+    }
+}
+
+/// The one event that ends a sync, inside its span: `sync` (INFO), `sync
+/// refused` (INFO, a 4xx, with its `code`) or `sync failed` (ERROR, a 5xx).
+/// Without a subscriber (see [`sync_span`]) it also holds what the span
+/// holds: request id, owner, status, counts and durations, one line.
+pub fn sync_ended(request_id: &str, report: &Report, status: u16, code: Option<&str>, duration: std::time::Duration, db: Option<std::time::Duration>) {
+    if has_subscriber() {
+        match code {
+            None => tracing::info!(target: "mobync::fairing", status, "sync"),
+            Some(code) if status >= 500 => tracing::error!(target: "mobync::fairing", status, code, "sync failed"),
+            Some(code) => tracing::info!(target: "mobync::fairing", status, code, "sync refused"),
+        }
+        return;
+    }
+    let duration_ms = duration.as_secs_f64() * 1e3;
+    let db_ms = db.map(|db| db.as_secs_f64() * 1e3);
+    let owner = report.owner.as_deref();
+    let (received, applied, dropped, sent) = (report.received as u64, report.applied_total(), report.dropped_total(), report.sent as u64);
+    macro_rules! line {
+        ($macro:ident, $message:literal) => {
+            tracing::$macro!(
+                target: "mobync::fairing",
+                status,
+                code,
+                request_id,
+                owner,
+                cursor = report.cursor,
+                received,
+                applied,
+                dropped,
+                sent,
+                clock = report.clock,
+                db_ms,
+                duration_ms,
+                $message
+            )
+        };
+    }
+    match code {
+        None => line!(info, "sync"),
+        Some(_) if status >= 500 => line!(error, "sync failed"),
+        Some(_) => line!(info, "sync refused"),
     }
 }
 

@@ -145,3 +145,28 @@ fn numbers_come_back_with_the_digits_the_client_sent() {
         assert!(text.contains(digits) && text.contains(big), "{:?}: {text}", db.backend());
     });
 }
+
+#[test]
+fn a_number_beyond_a_float_columns_range_is_422_naming_the_field_and_stores_nothing() {
+    each_backend(|db| {
+        let engine = Engine::new(db);
+        engine.apply(0, vec![label("a1", "l1", "kept")], "alice").expect("alice's label");
+        let weights = || -> Vec<f64> {
+            let mut conn = engine.pool.get().expect("a connection");
+            labels::table.select(labels::weight).order(labels::id).load(&mut *conn).expect("weights")
+        };
+        let before = (dump_tables(db, &TABLES), weights());
+        let out_of_range = |op, id: &str, row: &str, sign: &str| {
+            let slug = if op == Create { r#","slug":"new""# } else { "" };
+            let text = format!(r#"{{"id":"{row}"{slug},"weight":{sign}1e400}}"#);
+            Diff::new(id, op, "label", serde_json::from_str::<serde_json::Value>(&text).expect("json")).at(0, 20)
+        };
+        for diff in [out_of_range(Create, "b1", "l2", ""), out_of_range(Update, "b2", "l1", "-")] {
+            let what = format!("{:?} {:?}", db.backend(), diff.op);
+            let err = engine.apply(1, vec![diff], "alice").expect_err(&what);
+            assert_eq!((err.kind, err.kind.status()), (ErrorKind::InvalidDiff, 422), "{what}: {err}");
+            assert_eq!(err.message, "label: field `weight`: a number is out of the range of its type", "{what}");
+            assert_eq!((dump_tables(db, &TABLES), weights()), before, "{what}: nothing stored");
+        }
+    });
+}
