@@ -45,7 +45,7 @@ pub use http::{HubConfig, HubFairing};
 pub use messages::{Answer, Change};
 pub use records::{apply, merge_patch};
 
-use mobync::db::migrations::{MobyncMigrations, Step};
+use mobync::db::migrations::{self as mig, MobyncMigrations};
 use mobync::db::LogConnection;
 use mobync::{Models, Owner, SyncFairing};
 use sha2::{Digest, Sha256};
@@ -63,6 +63,21 @@ pub struct Shared<C, O> {
     /// The app's own models' names: never a network's model.
     typed: std::sync::OnceLock<Vec<String>>,
     schemas: schema::Schemas,
+    /// A test's hook, called at named steps (see [`Hub::on_step`]).
+    hook: std::sync::OnceLock<Hook>,
+}
+
+/// What [`Hub::on_step`] calls.
+type Hook = Box<dyn Fn(Step) + Send + Sync>;
+
+/// A step of the hub's work at which a test's hook is called (see
+/// [`Hub::on_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// A node's send has read its record and merged its patch, and has
+    /// not written yet (it holds the owner's lock).
+    SendRead,
 }
 
 /// The hub: install its models into the app's [`Models`], then attach its
@@ -81,7 +96,12 @@ impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::
     /// A hub whose networks created without an `owner` get a new one from
     /// `new_owner` (run in the transaction that creates the network).
     pub fn new(new_owner: impl Fn(&mut C) -> Result<O, String> + Send + Sync + 'static) -> Self {
-        let shared = Shared { new_owner: Box::new(new_owner), typed: Default::default(), schemas: schema::Schemas::default() };
+        let shared = Shared {
+            new_owner: Box::new(new_owner),
+            typed: Default::default(),
+            schemas: schema::Schemas::default(),
+            hook: Default::default(),
+        };
         Hub { shared: Arc::new(shared) }
     }
 
@@ -96,6 +116,24 @@ impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::
         let typed = models.names().map(str::to_owned).collect();
         assert!(self.shared.typed.set(typed).is_ok(), "the hub is installed once");
         models.with_dynamic(records::Records { shared: self.shared.clone() })
+    }
+
+    /// Calls `hook` at each [`Step`] of the hub's work, on the thread doing
+    /// it, inside its transaction: how a test holds a request at a chosen
+    /// point (e.g. a node's send between its read and its write) while
+    /// another one runs. Set once, before serving.
+    ///
+    /// ```
+    /// # use mobync::db::DbConnection;
+    /// let hub = mobync_hub::Hub::<DbConnection, String>::new(|_| Ok("owner".into()));
+    /// hub.on_step(|step| tracing::debug!("hub step {step:?}"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If a hook was set already.
+    pub fn on_step(&self, hook: impl Fn(Step) + Send + Sync + 'static) {
+        assert!(self.shared.hook.set(Box::new(hook)).is_ok(), "one hook per hub");
     }
 
     /// The fairing that serves the admin and messaging APIs on the engine
@@ -122,7 +160,7 @@ pub fn migrations(dialect: mobync::db::Dialect) -> MobyncMigrations {
             include_str!("../migrations/mysql/00000000000101_mobync_hub/down.sql"),
         ),
     };
-    MobyncMigrations::from_steps(vec![Step {
+    MobyncMigrations::from_steps(vec![mig::Step {
         version: "00000000000101",
         name: "00000000000101_mobync_hub",
         up: up.to_owned(),
@@ -131,6 +169,13 @@ pub fn migrations(dialect: mobync::db::Dialect) -> MobyncMigrations {
 }
 
 impl<C, O> Shared<C, O> {
+    /// Calls the test's hook, if any, at `step`.
+    fn step(&self, step: Step) {
+        if let Some(hook) = self.hook.get() {
+            hook(step);
+        }
+    }
+
     /// Whether `model` is one of the app's own models.
     fn is_typed(&self, model: &str) -> bool {
         self.typed.get().is_some_and(|names| names.iter().any(|n| n == model))

@@ -4,7 +4,8 @@
 //! can be tested with a clock of the test's own.
 
 use crate::model::{Method, MessageRow, NetworkRow, NodeRow, State};
-use crate::{new_id, sql, Engine, HubError, Shared};
+use crate::{new_id, sql, Engine, HubError, Shared, Step};
+use mobync::Store;
 use mobync::db::LogConnection;
 use mobync::{Diff, JsonObject, OperationType, Owner};
 use serde_json::{Map, Value};
@@ -67,6 +68,10 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
     }
 
     fn send_in(&self, engine: &Engine<C, O>, conn: &mut C, network: &NetworkRow, node: &NodeRow, send: Change, now: i64) -> Result<Value, HubError> {
+        // The owner's lock first: the record is read and the patch merged
+        // under it, so no change of the owner (a phone's sync, another
+        // node's send) commits between this read and this write.
+        engine.store().lock_clock(conn, &network.owner)?;
         if matches!(send.method, Method::Create | Method::Update) && send.payload.is_none() {
             return Err(HubError::bad_request(format!("a {} needs a `payload`", send.method.as_str())));
         }
@@ -111,6 +116,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
             None => None,
         };
         let diff = self.diff(network, &record_id, send.method, current, send.payload.as_ref(), now)?;
+        self.step(Step::SendRead);
         let sent = MessageRow {
             seq: 0,
             id: diff.id.clone(),

@@ -1,0 +1,127 @@
+//! Races of the hub, made to happen: a test hook holds one request at a
+//! chosen step while another runs, and the test waits on conditions (a
+//! request done, a session waiting for a lock), never on time.
+
+mod common;
+
+use common::{Local, Node};
+use mobync::client::Device;
+use mobync::testing;
+use mobync_hub::Step;
+use mobync_tests::dbs::{self, Backend};
+use mobync_tests::http::{self as phone_http, HttpServer};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A gate for one step: the first time it is reached once armed, it says
+/// so and waits to be opened.
+#[derive(Clone, Default)]
+struct Gate {
+    armed: Arc<AtomicBool>,
+    reached: Arc<Mutex<Option<mpsc::Sender<()>>>>,
+    open: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
+}
+
+impl Gate {
+    /// Arms the gate: the receiver hears when it is reached, the sender
+    /// opens it.
+    fn arm(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (reached_tx, reached_rx) = mpsc::channel();
+        let (open_tx, open_rx) = mpsc::channel();
+        *self.reached.lock().expect("gate") = Some(reached_tx);
+        *self.open.lock().expect("gate") = Some(open_rx);
+        self.armed.store(true, Ordering::SeqCst);
+        (reached_rx, open_tx)
+    }
+
+    fn pass(&self) {
+        if !self.armed.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(reached) = self.reached.lock().expect("gate").take() {
+            let _ = reached.send(());
+        }
+        let open = self.open.lock().expect("gate").take();
+        if let Some(open) = open {
+            let _ = open.recv_timeout(Duration::from_secs(120));
+        }
+    }
+}
+
+/// Waits until `done` or a session of the database waits for a lock.
+fn until_done_or_waiting(db: &mobync_tests::dbs::TestDb, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() && !dbs::wait_for_lock_waiter(db, Duration::from_millis(50)) {
+        assert!(Instant::now() < deadline, "neither done nor waiting for a lock");
+    }
+}
+
+#[test]
+fn a_phones_change_to_another_key_is_not_undone_by_a_node_send_that_read_the_record_before_it() {
+    for backend in [Backend::Postgres, Backend::Mysql] {
+        let gate = Gate::default();
+        let hook = gate.clone();
+        let Some(hub) = Local::start(backend, move |step| {
+            if step == Step::SendRead {
+                hook.pass()
+            }
+        }) else {
+            continue;
+        };
+        let (token, owner) = phone_http::signup(&hub.base, "ada");
+        let network = common::network(&hub.base, Some(&owner), "thing", json!({"type": "object"}));
+        let node = Node::new(&hub.base, &network, "crm", [true, true, true, true]);
+        let (status, sent) = node.send(json!({"method": "create", "payload": {"name": "n", "age": 1}}));
+        assert_eq!(status, 201, "{sent}");
+        let record = sent["record_id"].as_str().expect("record").to_string();
+        let url = format!("{}/sync", hub.base);
+        let server = || HttpServer { sync_url: url.clone(), rows: |_: &str| unreachable!(), state: || unreachable!() };
+        let mut phone = Device::new("phone");
+        testing::sync(&mut server(), &token, &mut phone);
+
+        // The node's update of `age` reads the record, and is held there.
+        let (reached, open) = gate.arm();
+        let sender = {
+            let (node, record) = (node.clone(), record.clone());
+            std::thread::spawn(move || node.send(json!({"method": "update", "record_id": record, "payload": {"age": 2}})))
+        };
+        reached.recv_timeout(Duration::from_secs(60)).expect("the send reaches its read");
+        // Meanwhile the phone changes `name`: it commits, or it waits for
+        // the owner's lock the send holds.
+        phone.update("thing", &record, json!({"name": "m"}), 10);
+        let syncing = {
+            let (token, url) = (token.clone(), url.clone());
+            std::thread::spawn(move || {
+                let mut server = HttpServer { sync_url: url, rows: |_: &str| unreachable!(), state: || unreachable!() };
+                testing::sync(&mut server, &token, &mut phone);
+                phone
+            })
+        };
+        until_done_or_waiting(&hub.db, || syncing.is_finished());
+        open.send(()).expect("open the gate");
+        let (status, answer) = sender.join().expect("the sender");
+        assert_eq!(status, 201, "{backend:?}: {answer}");
+        let mut phone = syncing.join().expect("the phone");
+        testing::sync(&mut server(), &token, &mut phone);
+        let row = phone.rows()[&("thing".to_string(), record.clone())].clone();
+        assert_eq!((row["name"].clone(), row["age"].clone()), (json!("m"), json!(2)), "{backend:?}: both changes hold");
+        // The hub's own copy says the same.
+        let mut conn = dbs::connect(&hub.db);
+        let data = stored_record(&mut conn, &record);
+        assert_eq!(data, json!({"name": "m", "age": 2}), "{backend:?}");
+    }
+}
+
+/// The stored fields of a record.
+fn stored_record(conn: &mut mobync::db::DbConnection, id: &str) -> serde_json::Value {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Data {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        data: Option<String>,
+    }
+    let rows: Vec<Data> = diesel::sql_query(format!("SELECT data FROM hub_records WHERE id = '{id}'")).load(conn).expect("the record");
+    serde_json::from_str(rows[0].data.as_deref().expect("live")).expect("JSON")
+}
