@@ -4,7 +4,7 @@
 //! token). Every answer is JSON.
 
 use crate::model::{NetworkRow, NodeRow};
-use crate::{migrations, now_ms, token_hash, Answer, Change, HubError, Shared};
+use crate::{migrations, token_hash, Answer, Change, HubError, Shared};
 use mobync::db::LogConnection;
 use mobync::endpoint::{bearer, same_secret};
 use mobync::fairing::{read_body, with_connection, Running, RETRY_AFTER_SECONDS};
@@ -160,7 +160,11 @@ where
         };
         let (hub, lease) = (self.clone(), (config.lease * 1000.0) as i64);
         let running2 = running.clone();
-        with_connection(running.connections(), move |conn| hub.route(&running2, conn, call, lease, now_ms())).await?
+        with_connection(running.connections(), move |conn| {
+            let now = hub.inner.shared.now();
+            hub.route(&running2, conn, call, lease, now)
+        })
+        .await?
     }
 
     /// Dispatches a call, on a connection.

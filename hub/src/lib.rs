@@ -65,7 +65,12 @@ pub struct Shared<C, O> {
     schemas: schema::Schemas,
     /// A test's hook, called at named steps (see [`Hub::on_step`]).
     hook: std::sync::OnceLock<Hook>,
+    /// The clock, if not the system's (see [`Hub::with_clock`]).
+    clock: std::sync::OnceLock<Clock>,
 }
+
+/// What [`Hub::with_clock`] reads the time from.
+type Clock = Box<dyn Fn() -> i64 + Send + Sync>;
 
 /// What [`Hub::on_step`] calls.
 type Hook = Box<dyn Fn(Step) + Send + Sync>;
@@ -78,6 +83,9 @@ pub enum Step {
     /// A node's send has read its record and merged its patch, and has
     /// not written yet (it holds the owner's lock).
     SendRead,
+    /// A node's answer to a message has locked the message and read its
+    /// state, and has not written yet.
+    AnswerLocked,
 }
 
 /// The hub: install its models into the app's [`Models`], then attach its
@@ -101,6 +109,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::
             typed: Default::default(),
             schemas: schema::Schemas::default(),
             hook: Default::default(),
+            clock: Default::default(),
         };
         Hub { shared: Arc::new(shared) }
     }
@@ -136,6 +145,28 @@ impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::
         assert!(self.shared.hook.set(Box::new(hook)).is_ok(), "one hook per hub");
     }
 
+    /// Reads the time (ms since the epoch) from `clock` instead of the
+    /// system's: leases, message times and retention are measured on it,
+    /// so a test moves time on instead of sleeping. Set once, before
+    /// serving.
+    ///
+    /// ```
+    /// # use mobync::db::DbConnection;
+    /// use std::sync::{atomic::{AtomicI64, Ordering}, Arc};
+    /// let time = Arc::new(AtomicI64::new(1_000));
+    /// let hub = mobync_hub::Hub::<DbConnection, String>::new(|_| Ok("owner".into()));
+    /// let clock = time.clone();
+    /// hub.with_clock(move || clock.load(Ordering::SeqCst));
+    /// time.fetch_add(300_000, Ordering::SeqCst); // five minutes later
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If a clock was set already.
+    pub fn with_clock(&self, clock: impl Fn() -> i64 + Send + Sync + 'static) {
+        assert!(self.shared.clock.set(Box::new(clock)).is_ok(), "one clock per hub");
+    }
+
     /// The fairing that serves the admin and messaging APIs on the engine
     /// and connections of `sync`; `admin_token` opens `/admin`.
     pub fn fairing(&self, sync: SyncFairing<C, O>, admin_token: impl Into<String>) -> HubFairing<C, O> {
@@ -146,26 +177,29 @@ impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::
 /// The hub's migrations for `conn`'s dialect.
 pub fn migrations(dialect: mobync::db::Dialect) -> MobyncMigrations {
     use mobync::db::Dialect;
-    let (up, down) = match dialect {
-        Dialect::Sqlite => (
-            include_str!("../migrations/sqlite/00000000000101_mobync_hub/up.sql"),
-            include_str!("../migrations/sqlite/00000000000101_mobync_hub/down.sql"),
-        ),
-        Dialect::Postgres => (
-            include_str!("../migrations/postgres/00000000000101_mobync_hub/up.sql"),
-            include_str!("../migrations/postgres/00000000000101_mobync_hub/down.sql"),
-        ),
-        Dialect::Mysql => (
-            include_str!("../migrations/mysql/00000000000101_mobync_hub/up.sql"),
-            include_str!("../migrations/mysql/00000000000101_mobync_hub/down.sql"),
-        ),
-    };
-    MobyncMigrations::from_steps(vec![mig::Step {
-        version: "00000000000101",
-        name: "00000000000101_mobync_hub",
-        up: up.to_owned(),
-        down: down.to_owned(),
-    }])
+    macro_rules! step {
+        ($version:literal, $name:literal) => {{
+            let (up, down) = match dialect {
+                Dialect::Sqlite => (
+                    include_str!(concat!("../migrations/sqlite/", $name, "/up.sql")),
+                    include_str!(concat!("../migrations/sqlite/", $name, "/down.sql")),
+                ),
+                Dialect::Postgres => (
+                    include_str!(concat!("../migrations/postgres/", $name, "/up.sql")),
+                    include_str!(concat!("../migrations/postgres/", $name, "/down.sql")),
+                ),
+                Dialect::Mysql => (
+                    include_str!(concat!("../migrations/mysql/", $name, "/up.sql")),
+                    include_str!(concat!("../migrations/mysql/", $name, "/down.sql")),
+                ),
+            };
+            mig::Step { version: $version, name: $name, up: up.to_owned(), down: down.to_owned() }
+        }};
+    }
+    MobyncMigrations::from_steps(vec![
+        step!("00000000000101", "00000000000101_mobync_hub"),
+        step!("00000000000102", "00000000000102_hub_record_order"),
+    ])
 }
 
 impl<C, O> Shared<C, O> {
@@ -174,6 +208,11 @@ impl<C, O> Shared<C, O> {
         if let Some(hook) = self.hook.get() {
             hook(step);
         }
+    }
+
+    /// The time, ms since the epoch: the hub's clock.
+    fn now(&self) -> i64 {
+        self.clock.get().map_or_else(now_ms, |clock| clock())
     }
 
     /// Whether `model` is one of the app's own models.

@@ -178,11 +178,15 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
 
     /// The node's next message, in the order the changes were accepted
     /// (pending, or fetched before and not answered within its lease),
-    /// leased to this fetch until `now + lease_ms`. `None` when nothing
-    /// waits. One transaction; another process's fetcher never gets the same
-    /// message while the lease runs.
+    /// leased to this fetch until `now + lease_ms`; a message waits while
+    /// an earlier one of its record is unanswered by the node, so a
+    /// record's changes reach it in order, one at a time (other records'
+    /// go on meanwhile). `None` when nothing may go now. One transaction,
+    /// under the node's lock: another fetcher of the node, in this process
+    /// or another, never gets the same message while the lease runs.
     pub fn next(&self, engine: &Engine<C, O>, conn: &mut C, node: &NodeRow, lease_ms: i64, now: i64) -> Result<Option<Value>, HubError> {
         engine.store().transaction(conn, |conn| {
+            sql::lock_node(conn, &node.id)?;
             let Some(message) = sql::next_message(conn, &node.id, now)? else { return Ok(None) };
             let note = if message.state == State::Processing.as_str() { "delivered again: its lease ran out" } else { "" };
             sql::set_state(conn, &message.id, State::Processing, Some(now + lease_ms), now, note)?;
@@ -200,7 +204,8 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
     /// The node's answer to a message it fetched: acknowledged (mapping the
     /// record to its `remote_id` if given) or failed with a reason. Doing
     /// it twice is harmless; a message never fetched, or answered the other
-    /// way, is 409. One transaction.
+    /// way, is 409. One transaction, under the message's row lock: of an
+    /// acknowledgement and a failure racing, one wins and the other is 409.
     pub fn answer(
         &self,
         engine: &Engine<C, O>,
@@ -211,9 +216,10 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         now: i64,
     ) -> Result<Value, HubError> {
         engine.store().transaction(conn, |conn| {
-            let message = sql::message(conn, message_id)?
+            let message = sql::message_locked(conn, message_id)?
                 .filter(|m| m.destination_id.as_deref() == Some(node.id.as_str()))
                 .ok_or_else(|| HubError::not_found(format!("no message {message_id:?} for this node")))?;
+            self.step(Step::AnswerLocked);
             let state = State::parse(&message.state).ok_or_else(|| HubError::internal(format!("message state {:?}", message.state)))?;
             let (wanted, note) = match &answer {
                 Answer::Acknowledged { .. } => (State::Acknowledged, ""),

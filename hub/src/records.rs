@@ -5,7 +5,7 @@
 //! message for each other node that reads the network.
 
 use crate::model::{MessageRow, NetworkRow, State};
-use crate::{now_ms, sql, Shared};
+use crate::{sql, Shared};
 use mobync::db::LogConnection;
 use mobync::{Diff, DynamicModels, JsonObject, OperationType, Owner, SyncError};
 use serde_json::Value;
@@ -151,7 +151,7 @@ impl<C: LogConnection, O: Owner> DynamicModels<C, O> for Records<C, O> {
                     JsonObject::new()
                 }
             };
-            deliver(conn, &key, diff, &payload, &mut networks)?;
+            deliver(conn, &key, diff, &payload, &mut networks, self.shared.now())?;
         }
         Ok(())
     }
@@ -202,6 +202,7 @@ fn deliver<C: LogConnection>(
     diff: &Diff,
     payload: &JsonObject,
     networks: &mut HashMap<String, Option<NetworkRow>>,
+    now: i64,
 ) -> Result<(), SyncError> {
     let Some(network) = network_of(conn, owner, &diff.model, networks)? else { return Ok(()) };
     // A node's own change: its message is in already (the diff has its
@@ -209,7 +210,6 @@ fn deliver<C: LogConnection>(
     let origin = sql::message(conn, &diff.id).map_err(to_sync)?.filter(|m| m.destination_id.is_none());
     let origin_node = origin.as_ref().and_then(|m| m.origin_id.clone());
     let payload = serde_json::to_string(payload).map_err(SyncError::internal)?;
-    let now = now_ms();
     for node in sql::nodes(conn, &network.id).map_err(to_sync)? {
         if !node.can_read || Some(&node.id) == origin_node.as_ref() {
             continue;

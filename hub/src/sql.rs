@@ -238,13 +238,38 @@ pub fn message<C: LogConnection>(conn: &mut C, id: &str) -> Result<Option<Messag
 /// its lease.
 const DELIVERABLE: &str = "destination_id = ? AND (state = 'pending' OR (state = 'processing' AND lease_until < ?))";
 
+/// No earlier message of the same record is unanswered by the node: a
+/// record's changes go to a node one at a time, in order.
+const FIRST_OF_ITS_RECORD: &str = "NOT EXISTS (SELECT 1 FROM hub_messages earlier \
+                                   WHERE earlier.destination_id = hub_messages.destination_id \
+                                   AND earlier.record_id = hub_messages.record_id AND earlier.seq < hub_messages.seq \
+                                   AND earlier.state IN ('pending', 'processing'))";
+
 /// The node's next deliverable message, in the order the changes were
-/// accepted, locked for this transaction; another process's fetcher skips
-/// it (`SKIP LOCKED`; SQLite has one writer at a time).
+/// accepted, and only if no earlier message of its record is still
+/// unanswered (in flight under a lease, or waiting itself); locked for
+/// this transaction. Callers hold the node's lock ([`lock_node`]), so two
+/// fetchers of one node take turns.
 pub fn next_message<C: LogConnection>(conn: &mut C, node_id: &str, now: i64) -> Result<Option<MessageRow>, HubError> {
-    let lock = if conn.dialect() == Dialect::Sqlite { "" } else { " FOR UPDATE SKIP LOCKED" };
-    let text = format!("{MESSAGE} WHERE {DELIVERABLE} ORDER BY seq LIMIT 1{lock}");
+    let lock = if conn.dialect() == Dialect::Sqlite { "" } else { " FOR UPDATE" };
+    let text = format!("{MESSAGE} WHERE {DELIVERABLE} AND {FIRST_OF_ITS_RECORD} ORDER BY seq LIMIT 1{lock}");
     first(conn, &text, &[Bind::Text(node_id), Bind::BigInt(now)])
+}
+
+/// Locks the node's row until the transaction ends (SQLite: its one writer
+/// is lock enough).
+pub fn lock_node<C: LogConnection>(conn: &mut C, node_id: &str) -> Result<(), HubError> {
+    if conn.dialect() != Dialect::Sqlite {
+        load::<C, One>(conn, "SELECT id AS value FROM hub_nodes WHERE id = ? FOR UPDATE", &[Bind::Text(node_id)])?;
+    }
+    Ok(())
+}
+
+/// The message `id`, locked until the transaction ends: two answers to it
+/// take turns, and the second sees what the first did.
+pub fn message_locked<C: LogConnection>(conn: &mut C, id: &str) -> Result<Option<MessageRow>, HubError> {
+    let lock = if conn.dialect() == Dialect::Sqlite { "" } else { " FOR UPDATE" };
+    first(conn, &format!("{MESSAGE} WHERE id = ?{lock}"), &[Bind::Text(id)])
 }
 
 /// How many messages a node may be handed now.

@@ -11,7 +11,7 @@ use mobync_hub::Step;
 use mobync_tests::dbs::{self, Backend};
 use mobync_tests::http::{self as phone_http, HttpServer};
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,4 +124,89 @@ fn stored_record(conn: &mut mobync::db::DbConnection, id: &str) -> serde_json::V
     }
     let rows: Vec<Data> = diesel::sql_query(format!("SELECT data FROM hub_records WHERE id = '{id}'")).load(conn).expect("the record");
     serde_json::from_str(rows[0].data.as_deref().expect("live")).expect("JSON")
+}
+
+#[test]
+fn a_records_changes_reach_a_node_in_order_one_at_a_time_and_again_in_order_after_a_lease() {
+    for backend in dbs::backends() {
+        let Some(db) = dbs::fresh(backend) else { continue };
+        let time = Arc::new(AtomicI64::new(1_800_000_000_000));
+        let hub = Local::launch(Arc::new(db), None, Some(time.clone()), &[("hub.lease", 60.0)]);
+        let network = common::network(&hub.base, None, "record", json!({"type": "object"}));
+        let source = Node::new(&hub.base, &network, "source", [true, false, true, true]);
+        let reader = Node::new(&hub.base, &network, "reader", [false, true, false, false]);
+        let (_, r) = source.send(json!({"method": "create", "payload": {"v": 1}}));
+        let r = r["record_id"].as_str().expect("record").to_string();
+        for v in [2, 3] {
+            assert_eq!(source.send(json!({"method": "update", "record_id": r, "payload": {"v": v}})).0, 201);
+        }
+        let (_, s) = source.send(json!({"method": "create", "payload": {"w": 1}}));
+        let s = s["record_id"].as_str().expect("record").to_string();
+        let what = |m: &serde_json::Value| (m["record_id"].as_str().expect("record").to_string(), m["payload"].clone());
+
+        // R's create is in flight: R's updates wait, S's create goes.
+        let first = reader.next().expect("R's create");
+        assert_eq!(what(&first), (r.clone(), json!({"v": 1})), "{backend:?}");
+        let other = reader.next().expect("S's create, beside it");
+        assert_eq!(what(&other), (s.clone(), json!({"w": 1})), "{backend:?}");
+        assert!(reader.next().is_none(), "{backend:?}: nothing of R while its create is in flight");
+        assert_eq!(reader.answer(other["id"].as_str().expect("id"), json!({"success": true})).0, 200);
+        assert!(reader.next().is_none(), "{backend:?}: still nothing of R");
+
+        // The lease runs out: R's create again, before its updates.
+        time.fetch_add(60_001, Ordering::SeqCst);
+        let again = reader.next().expect("R's create again");
+        assert_eq!(again["id"], first["id"], "{backend:?}");
+        assert!(reader.next().is_none(), "{backend:?}: R's updates wait for its create again");
+        assert_eq!(reader.answer(again["id"].as_str().expect("id"), json!({"success": true})).0, 200);
+        for v in [2, 3] {
+            let update = reader.next().expect("R's update");
+            assert_eq!(what(&update), (r.clone(), json!({"v": v})), "{backend:?}");
+            assert!(reader.next().is_none(), "{backend:?}: one change of R at a time");
+            assert_eq!(reader.answer(update["id"].as_str().expect("id"), json!({"success": false, "reason": "x"})).0, 200);
+        }
+        assert_eq!(reader.pending(), 0, "{backend:?}");
+    }
+}
+
+#[test]
+fn an_acknowledgement_and_a_failure_of_one_message_race_and_exactly_one_wins() {
+    for backend in [Backend::Postgres, Backend::Mysql] {
+        let gate = Gate::default();
+        let hook = gate.clone();
+        let Some(hub) = Local::start(backend, move |step| {
+            if step == Step::AnswerLocked {
+                hook.pass()
+            }
+        }) else {
+            continue;
+        };
+        let network = common::network(&hub.base, None, "record", json!({"type": "object"}));
+        let source = Node::new(&hub.base, &network, "source", [true, false, false, false]);
+        let reader = Node::new(&hub.base, &network, "reader", [false, true, false, false]);
+        assert_eq!(source.send(json!({"method": "create", "payload": {"v": 1}})).0, 201);
+        let message = reader.next().expect("the create");
+        let id = message["id"].as_str().expect("id").to_string();
+
+        // The acknowledgement has locked the message and read it; the
+        // failure comes meanwhile.
+        let (reached, open) = gate.arm();
+        let ack = {
+            let (reader, id) = (reader.clone(), id.clone());
+            std::thread::spawn(move || reader.answer(&id, json!({"success": true})))
+        };
+        reached.recv_timeout(Duration::from_secs(60)).expect("the acknowledgement locks the message");
+        let fail = {
+            let (reader, id) = (reader.clone(), id.clone());
+            std::thread::spawn(move || reader.answer(&id, json!({"success": false, "reason": "no"})))
+        };
+        until_done_or_waiting(&hub.db, || fail.is_finished());
+        open.send(()).expect("open the gate");
+        let (ack, fail) = (ack.join().expect("ack"), fail.join().expect("fail"));
+        assert_eq!((ack.0, fail.0), (200, 409), "{backend:?}: {ack:?} {fail:?}");
+        let (_, history) = common::admin(&hub.base, "GET", &format!("/networks/{network}/messages/{id}"), None);
+        assert_eq!(history["state"], "acknowledged", "{backend:?}");
+        let states: Vec<&str> = history["changes"].as_array().expect("changes").iter().filter_map(|c| c["state"].as_str()).collect();
+        assert_eq!(states, ["pending", "processing", "acknowledged"], "{backend:?}");
+    }
 }

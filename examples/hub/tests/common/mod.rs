@@ -7,42 +7,51 @@ use mobync_hub::{Hub, Step};
 use mobync_tests::dbs::{self, Backend, TestDb};
 use rocket::fairing::AdHoc;
 use serde_json::{json, Value};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 pub const ADMIN: &str = "admin-token-of-the-tests";
 
 /// A hub served by this process.
 pub struct Local {
-    pub db: TestDb,
+    pub db: Arc<TestDb>,
     pub base: String,
     shutdown: rocket::Shutdown,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// A step hook.
+pub type Hook = Box<dyn Fn(Step) + Send + Sync>;
 
 impl Local {
     /// The hub example's server (todo + hub) on a fresh database of
     /// `backend`, with `hook` called at each step; `None` when the backend
     /// is not available (outside CI).
     pub fn start(backend: Backend, hook: impl Fn(Step) + Send + Sync + 'static) -> Option<Local> {
-        Self::start_with(backend, hook, |figment| figment)
+        let db = Arc::new(dbs::fresh(backend)?);
+        Some(Self::launch(db, Some(Box::new(hook)), None, &[]))
     }
 
-    /// [`Local::start`] with the Rocket figment changed by `configure`.
-    pub fn start_with(
-        backend: Backend,
-        hook: impl Fn(Step) + Send + Sync + 'static,
-        configure: impl FnOnce(rocket::figment::Figment) -> rocket::figment::Figment,
-    ) -> Option<Local> {
-        let db = dbs::fresh(backend)?;
+    /// The server on `db`, with `hook`, the time of `clock` (ms), and the
+    /// numeric Rocket settings `settings` (e.g. `("hub.lease", 60.0)`).
+    pub fn launch(db: Arc<TestDb>, hook: Option<Hook>, clock: Option<Arc<AtomicI64>>, settings: &[(&str, f64)]) -> Local {
         let app = todo::App::new(&db.url).expect("the app");
         let hub = Hub::new(|conn| todo::accounts::new_user(conn, "hub network").map(|(id, _)| id).map_err(|e| e.to_string()));
-        hub.on_step(hook);
+        if let Some(hook) = hook {
+            hub.on_step(hook);
+        }
+        if let Some(clock) = clock {
+            hub.with_clock(move || clock.load(Ordering::SeqCst));
+        }
         let sync = app.sync(hub.install(app.models()));
         let rocket = app.rocket(sync.clone()).attach(hub.fairing(sync.clone(), ADMIN));
-        let figment = rocket.figment().clone().merge(("port", 0)).merge(("address", "127.0.0.1")).merge(("log_level", "off"));
+        let mut figment = rocket.figment().clone().merge(("port", 0)).merge(("address", "127.0.0.1")).merge(("log_level", std::env::var("HUB_TEST_LOG").unwrap_or_else(|_| "off".into())));
+        for (key, value) in settings {
+            figment = figment.merge((*key, *value));
+        }
         let (tx, rx) = mpsc::channel();
-        let rocket = rocket.configure(configure(figment)).attach(AdHoc::on_liftoff("tell the port", move |rocket| {
+        let rocket = rocket.configure(figment).attach(AdHoc::on_liftoff("tell the port", move |rocket| {
             let _ = tx.send((rocket.config().port, rocket.shutdown()));
             Box::pin(async {})
         }));
@@ -56,7 +65,7 @@ impl Local {
             }
         });
         let (port, shutdown) = rx.recv_timeout(Duration::from_secs(60)).expect("the hub lifts off");
-        Some(Local { db, base: format!("http://127.0.0.1:{port}"), shutdown, thread: Some(thread) })
+        Local { db, base: format!("http://127.0.0.1:{port}"), shutdown, thread: Some(thread) }
     }
 }
 
