@@ -37,12 +37,23 @@ pub struct HubConfig {
     pub body_limit: u64,
     /// Run the hub's migrations at ignition. Default `true`.
     pub migrate: bool,
+    /// Seconds a node's `Idempotency-Key` is remembered: a send with the
+    /// same key within them is answered as the first one. Default 86,400
+    /// (a day).
+    pub idempotency_window: f64,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { lease: 300.0, body_limit: 1 << 20, migrate: true }
+        HubConfig { lease: 300.0, body_limit: 1 << 20, migrate: true, idempotency_window: 86_400.0 }
     }
+}
+
+/// The hub's time spans, in ms.
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    lease: i64,
+    idempotency: i64,
 }
 
 /// An answer: a status and a JSON body (none for 204).
@@ -158,17 +169,17 @@ where
             raw,
             body: Value::Null,
         };
-        let (hub, lease) = (self.clone(), (config.lease * 1000.0) as i64);
+        let (hub, lease, window) = (self.clone(), (config.lease * 1000.0) as i64, (config.idempotency_window * 1000.0) as i64);
         let running2 = running.clone();
         with_connection(running.connections(), move |conn| {
             let now = hub.inner.shared.now();
-            hub.route(&running2, conn, call, lease, now)
+            hub.route(&running2, conn, call, Windows { lease, idempotency: window }, now)
         })
         .await?
     }
 
     /// Dispatches a call, on a connection.
-    fn route(&self, running: &Running<C, O>, conn: &mut C, mut call: Call, lease: i64, now: i64) -> Result<Reply, HubError> {
+    fn route(&self, running: &Running<C, O>, conn: &mut C, mut call: Call, windows: Windows, now: i64) -> Result<Reply, HubError> {
         let owned = std::mem::take(&mut call.segments);
         let segments: Vec<&str> = owned.iter().map(String::as_str).collect();
         match segments.first() {
@@ -180,7 +191,7 @@ where
                 call.decode()?;
                 self.admin(running, conn, &call, &segments[1..], now)
             }
-            Some(&"messages") => self.messaging(running, conn, &mut call, &segments[1..], lease, now),
+            Some(&"messages") => self.messaging(running, conn, &mut call, &segments[1..], windows, now),
             _ => Err(HubError::not_found("no such route")),
         }
     }
@@ -251,7 +262,7 @@ where
         Ok((network, node))
     }
 
-    fn messaging(&self, running: &Running<C, O>, conn: &mut C, call: &mut Call, path: &[&str], lease: i64, now: i64) -> Result<Reply, HubError> {
+    fn messaging(&self, running: &Running<C, O>, conn: &mut C, call: &mut Call, path: &[&str], windows: Windows, now: i64) -> Result<Reply, HubError> {
         let allowed = matches!(
             (call.method, path),
             (Method::Post, []) | (Method::Get, ["pending"]) | (Method::Post, ["next"]) | (Method::Patch, [_])
@@ -271,10 +282,11 @@ where
         match (call.method, path) {
             (Method::Post, []) => {
                 let send = Change::parse(&call.body)?;
-                Ok(Reply(Status::Created, Some(hub.send(engine, conn, &network, &node, send, now)?)))
+                let key = call.header("Idempotency-Key").map(|key| (key, windows.idempotency));
+                Ok(Reply(Status::Created, Some(hub.send_once(engine, conn, &network, &node, send, key, now)?)))
             }
             (Method::Get, ["pending"]) => Ok(Reply(Status::Ok, Some(Value::from(hub.pending(conn, &node, now)?)))),
-            (Method::Post, ["next"]) => match hub.next(engine, conn, &node, lease, now)? {
+            (Method::Post, ["next"]) => match hub.next(engine, conn, &node, windows.lease, now)? {
                 Some(message) => Ok(Reply(Status::Ok, Some(message))),
                 None => Ok(Reply(Status::NoContent, None)),
             },

@@ -199,6 +199,7 @@ pub fn migrations(dialect: mobync::db::Dialect) -> MobyncMigrations {
     MobyncMigrations::from_steps(vec![
         step!("00000000000101", "00000000000101_mobync_hub"),
         step!("00000000000102", "00000000000102_hub_record_order"),
+        step!("00000000000103", "00000000000103_hub_idempotency"),
     ])
 }
 

@@ -64,14 +64,50 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
     /// that reads the network, and answered as the sent message,
     /// acknowledged. One transaction.
     pub fn send(&self, engine: &Engine<C, O>, conn: &mut C, network: &NetworkRow, node: &NodeRow, send: Change, now: i64) -> Result<Value, HubError> {
-        engine.store().transaction(conn, |conn| self.send_in(engine, conn, network, node, send, now))
+        self.send_once(engine, conn, network, node, send, None, now)
+    }
+
+    /// [`send`](Shared::send) with the node's `Idempotency-Key`, if it gave
+    /// one: a send with a key the node used within `idempotency` (`(key,
+    /// window in ms)`) before is answered with the first send's message
+    /// again and changes nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_once(
+        &self,
+        engine: &Engine<C, O>,
+        conn: &mut C,
+        network: &NetworkRow,
+        node: &NodeRow,
+        send: Change,
+        idempotency: Option<(&str, i64)>,
+        now: i64,
+    ) -> Result<Value, HubError> {
+        if let Some((key, _)) = idempotency {
+            if key.is_empty() || key.len() > 255 {
+                return Err(HubError::bad_request("`Idempotency-Key` must be 1 to 255 bytes"));
+            }
+        }
+        engine.store().transaction(conn, |conn| {
+            // The owner's lock first: the record is read and the patch
+            // merged under it, so no change of the owner (a phone's sync,
+            // another node's send) commits between this read and this
+            // write; two sends with one key take turns on it too.
+            engine.store().lock_clock(conn, &network.owner)?;
+            if let Some((key, window)) = idempotency {
+                if let Some(id) = sql::idempotent(conn, &node.id, key, now - window)? {
+                    let first = sql::message(conn, &id)?.ok_or_else(|| HubError::internal(format!("message {id} of a key is gone")))?;
+                    return Ok(first.json(None));
+                }
+            }
+            let answer = self.send_in(engine, conn, network, node, send, now)?;
+            if let (Some((key, _)), Some(id)) = (idempotency, answer["id"].as_str()) {
+                sql::remember_idempotent(conn, &node.id, key, id, now)?;
+            }
+            Ok(answer)
+        })
     }
 
     fn send_in(&self, engine: &Engine<C, O>, conn: &mut C, network: &NetworkRow, node: &NodeRow, send: Change, now: i64) -> Result<Value, HubError> {
-        // The owner's lock first: the record is read and the patch merged
-        // under it, so no change of the owner (a phone's sync, another
-        // node's send) commits between this read and this write.
-        engine.store().lock_clock(conn, &network.owner)?;
         if matches!(send.method, Method::Create | Method::Update) && send.payload.is_none() {
             return Err(HubError::bad_request(format!("a {} needs a `payload`", send.method.as_str())));
         }

@@ -330,3 +330,28 @@ pub fn changes<C: LogConnection>(conn: &mut C, ids: &[&str]) -> Result<Vec<Chang
     let binds: Vec<Bind> = ids.iter().map(|id| Bind::Text(id)).collect();
     load(conn, &text, &binds)
 }
+
+/// The message that answered a node's send with `key`, if at or after
+/// `since`; an older entry is forgotten (deleted) here.
+pub fn idempotent<C: LogConnection>(conn: &mut C, node_id: &str, key: &str, since: i64) -> Result<Option<String>, HubError> {
+    #[derive(diesel::QueryableByName)]
+    struct Entry {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        message_id: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        created_at: i64,
+    }
+    let text = "SELECT message_id, created_at FROM hub_idempotency WHERE node_id = ? AND idempotency_key = ?";
+    let Some(entry) = first::<C, Entry>(conn, text, &[Bind::Text(node_id), Bind::Text(key)])? else { return Ok(None) };
+    if entry.created_at >= since {
+        return Ok(Some(entry.message_id));
+    }
+    execute(conn, "DELETE FROM hub_idempotency WHERE node_id = ? AND idempotency_key = ?", &[Bind::Text(node_id), Bind::Text(key)])?;
+    Ok(None)
+}
+
+/// Remembers that a node's send with `key` was answered by `message_id`.
+pub fn remember_idempotent<C: LogConnection>(conn: &mut C, node_id: &str, key: &str, message_id: &str, now: i64) -> Result<(), HubError> {
+    let text = "INSERT INTO hub_idempotency (node_id, idempotency_key, message_id, created_at) VALUES (?, ?, ?, ?)";
+    execute(conn, text, &[Bind::Text(node_id), Bind::Text(key), Bind::Text(message_id), Bind::BigInt(now)]).map(|_| ())
+}
