@@ -203,7 +203,7 @@ impl<C: LogConnection, O: Owner + FromStr + Serialize + DeserializeOwned> Shared
         let state = match state {
             None => None,
             Some(name) => Some(State::parse(name).ok_or_else(|| {
-                HubError::bad_request("`state` is pending, processing, acknowledged or failed")
+                HubError::bad_request("`state` is pending, processing, acknowledged, failed or superseded")
             })?),
         };
         let messages = sql::messages(conn, network_id, state, after, limit.clamp(1, 1000))?;

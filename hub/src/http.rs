@@ -245,19 +245,21 @@ where
     }
 
     /// The caller of the messaging API: its network and node from the
-    /// headers (400 without them, 404 if unknown), its token (401).
+    /// headers (400 without them). The token is checked first: a token of
+    /// no node is 401 whatever the headers name; a node's token with
+    /// headers naming no network or node is 404; naming another node, 401.
     fn caller(&self, conn: &mut C, call: &Call) -> Result<(NetworkRow, NodeRow), HubError> {
         let network_id = call.header("X-Sync-Network-Id").ok_or_else(|| HubError::bad_request("the X-Sync-Network-Id header is required"))?;
         let node_id = call.header("X-Sync-Node-Id").ok_or_else(|| HubError::bad_request("the X-Sync-Node-Id header is required"))?;
+        let refused = || HubError::unauthenticated("the messaging API takes `Authorization: Bearer <the node's token>`");
+        let token = call.bearer().ok_or_else(refused)?;
+        let holder = crate::sql::node_by_token(conn, &token_hash(token))?.ok_or_else(refused)?;
         let hub = &*self.inner.shared;
         let network = hub.network(conn, network_id)?;
         let node = hub.node(conn, &network, node_id)?;
-        let accepted = match (call.bearer(), &node.token_hash) {
-            (Some(token), Some(hash)) => same_secret(&token_hash(token), hash),
-            _ => false,
-        };
+        let accepted = node.token_hash.as_deref().is_some_and(|hash| same_secret(&token_hash(token), hash)) && holder.id == node.id;
         if !accepted {
-            return Err(HubError::unauthenticated("the messaging API takes `Authorization: Bearer <the node's token>`"));
+            return Err(refused());
         }
         Ok((network, node))
     }

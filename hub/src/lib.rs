@@ -43,7 +43,7 @@ mod sql;
 pub use error::HubError;
 pub use http::{HubConfig, HubFairing};
 pub use messages::{Answer, Change};
-pub use records::{apply, merge_patch};
+pub use records::{apply, merge_patch, to_fields, to_record};
 
 use mobync::db::migrations::{self as mig, MobyncMigrations};
 use mobync::db::LogConnection;
@@ -200,6 +200,7 @@ pub fn migrations(dialect: mobync::db::Dialect) -> MobyncMigrations {
         step!("00000000000101", "00000000000101_mobync_hub"),
         step!("00000000000102", "00000000000102_hub_record_order"),
         step!("00000000000103", "00000000000103_hub_idempotency"),
+        step!("00000000000104", "00000000000104_hub_node_tokens"),
     ])
 }
 

@@ -111,9 +111,6 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         if matches!(send.method, Method::Create | Method::Update) && send.payload.is_none() {
             return Err(HubError::bad_request(format!("a {} needs a `payload`", send.method.as_str())));
         }
-        if send.payload.as_ref().is_some_and(|p| p.contains_key("id")) {
-            return Err(HubError::bad_request("a payload has no `id`: records are named by `record_id` or `remote_id`"));
-        }
         // The record: a new one, or the one named.
         let (record_id, before) = match send.method {
             Method::Create => {
@@ -151,7 +148,10 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
             Some(row) => Some(row.fields().ok_or_else(|| HubError::bad_request("a change to a deleted record"))?),
             None => None,
         };
-        let diff = self.diff(network, &record_id, send.method, current, send.payload.as_ref(), now)?;
+        // The payload is the record's properties; the row's fields hold its
+        // own `id` renamed (see `to_record`).
+        let patch = send.payload.as_ref().map(crate::to_fields);
+        let diff = self.diff(network, &record_id, send.method, current, patch.as_ref(), now)?;
         self.step(Step::SendRead);
         let sent = MessageRow {
             seq: 0,
@@ -263,6 +263,9 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
             };
             match (state, wanted) {
                 (State::Pending, _) => return Err(HubError::conflict("the message was not fetched")),
+                (State::Superseded, _) => {
+                    return Err(HubError::conflict("the message was superseded by a re-sync: every record was sent again after it"))
+                }
                 (State::Acknowledged, State::Failed) => return Err(HubError::conflict("the message was acknowledged already")),
                 (State::Failed, State::Acknowledged) => return Err(HubError::conflict("the message failed already")),
                 _ => {}
@@ -280,18 +283,23 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
     }
 
     /// Sends the node every live record of its network again, as creates
-    /// with its `remote_id`s, after what already waits for it. One
+    /// with its `remote_id`s; what the node holds unanswered is superseded
+    /// (never delivered again; an answer to it is 409). One
     /// transaction; progress is logged. Returns how many.
     pub fn resync(&self, engine: &Engine<C, O>, conn: &mut C, network: &NetworkRow, node: &NodeRow, now: i64) -> Result<usize, HubError> {
         const BATCH: i64 = 500;
         engine.store().transaction(conn, |conn| {
+            let superseded = sql::supersede(conn, &node.id, now)?;
+            if superseded > 0 {
+                tracing::info!("mobync hub: re-sync of node {}: {superseded} unanswered messages superseded", node.id);
+            }
             let (mut after, mut queued) = (0, 0usize);
             loop {
                 let records = sql::live_records(conn, &network.owner, &network.model, after, BATCH)?;
                 let Some((last, _)) = records.last() else { break };
                 after = *last;
                 for (_, record) in &records {
-                    let fields = Value::Object(record.fields().unwrap_or_default());
+                    let fields = Value::Object(crate::to_record(&record.fields().unwrap_or_default()));
                     let message = MessageRow {
                         seq: 0,
                         id: new_id(),

@@ -93,6 +93,11 @@ pub fn node<C: LogConnection>(conn: &mut C, network_id: &str, id: &str) -> Resul
     first(conn, &format!("{NODE} WHERE network_id = ? AND id = ?"), &[Bind::Text(network_id), Bind::Text(id)])
 }
 
+/// The node whose token has the SHA-256 `hash` (hex), if any.
+pub fn node_by_token<C: LogConnection>(conn: &mut C, hash: &str) -> Result<Option<NodeRow>, HubError> {
+    first(conn, &format!("{NODE} WHERE token_hash = ?"), &[Bind::Text(hash)])
+}
+
 /// Stores a new node.
 pub fn insert_node<C: LogConnection>(conn: &mut C, node: &NodeRow, now: i64) -> Result<(), HubError> {
     let text = "INSERT INTO hub_nodes (id, network_id, name, can_create, can_read, can_update, can_delete, token_hash, \
@@ -354,4 +359,19 @@ pub fn idempotent<C: LogConnection>(conn: &mut C, node_id: &str, key: &str, sinc
 pub fn remember_idempotent<C: LogConnection>(conn: &mut C, node_id: &str, key: &str, message_id: &str, now: i64) -> Result<(), HubError> {
     let text = "INSERT INTO hub_idempotency (node_id, idempotency_key, message_id, created_at) VALUES (?, ?, ?, ?)";
     execute(conn, text, &[Bind::Text(node_id), Bind::Text(key), Bind::Text(message_id), Bind::BigInt(now)]).map(|_| ())
+}
+
+/// Supersedes what a node holds unanswered (pending, or fetched and not
+/// answered), with a state change each: how many.
+pub fn supersede<C: LogConnection>(conn: &mut C, node_id: &str, now: i64) -> Result<usize, HubError> {
+    let open = "destination_id = ? AND state IN ('pending', 'processing')";
+    let text = format!(
+        "INSERT INTO hub_changes (message_id, state, at, note) \
+         SELECT id, 'superseded', ?, 'superseded by a re-sync' FROM hub_messages WHERE {open}"
+    );
+    execute(conn, &text, &[Bind::BigInt(now), Bind::Text(node_id)])?;
+    let text = format!("UPDATE hub_messages SET state = 'superseded', lease_until = NULL WHERE {open}");
+    let n = execute(conn, &text, &[Bind::Text(node_id)])?;
+    mobync::db::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => "superseded").increment(n as u64));
+    Ok(n)
 }

@@ -249,8 +249,12 @@ fn two_nodes_exchange_changes_with_remote_ids_failures_and_a_resync() {
         let url = format!("{}/messages/pending", hub.base());
         assert_eq!(call("GET", &url, &[("X-Sync-Node-Id", &crm.id)], None).0, 400);
         assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", id)], None).0, 400);
-        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", "nope"), ("X-Sync-Node-Id", &crm.id)], None).0, 404);
-        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", id), ("X-Sync-Node-Id", "nope")], None).0, 404);
+        // The token first: without one, an unknown network or node is 401;
+        // with a node's token, 404.
+        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", "nope"), ("X-Sync-Node-Id", &crm.id)], None).0, 401);
+        let auth = format!("Bearer {}", crm.token);
+        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", "nope"), ("X-Sync-Node-Id", &crm.id), ("Authorization", &auth)], None).0, 404);
+        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", id), ("X-Sync-Node-Id", "nope"), ("Authorization", &auth)], None).0, 404);
         let wrong = Node { token: "wrong".into(), ..crm.clone() };
         assert_eq!(wrong.call("GET", "/pending", None).0, 401);
 
@@ -435,8 +439,10 @@ fn an_update_reaches_the_other_nodes_as_the_merge_patch_that_makes_their_copy_eq
         row.remove("id");
         assert_eq!(copy, Value::Object(row), "{backend:?}: B's copy is the phone's row");
 
-        // A change that changes nothing is no message.
+        // A node's change that changes nothing reaches B as the empty patch
+        // (as in jim8786453/sync, every update a node sends is told).
         assert_eq!(a.send(json!({"method": "update", "record_id": record, "payload": {"name": "n"}})).0, 201);
+        assert_eq!(take(&b, &mut copy), Some(json!({})), "{backend:?}");
         assert_eq!(b.pending(), 0, "{backend:?}");
     }
 }
