@@ -41,19 +41,22 @@ pub struct HubConfig {
     /// same key within them is answered as the first one. Default 86,400
     /// (a day).
     pub idempotency_window: f64,
+    /// Records per transaction of a node's re-sync. Default 500.
+    pub resync_piece: i64,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { lease: 300.0, body_limit: 1 << 20, migrate: true, idempotency_window: 86_400.0 }
+        HubConfig { lease: 300.0, body_limit: 1 << 20, migrate: true, idempotency_window: 86_400.0, resync_piece: 500 }
     }
 }
 
-/// The hub's time spans, in ms.
+/// The hub's time spans (ms) and sizes, per call.
 #[derive(Debug, Clone, Copy)]
-struct Windows {
+struct Limits {
     lease: i64,
     idempotency: i64,
+    piece: i64,
 }
 
 /// An answer: a status and a JSON body (none for 204).
@@ -170,16 +173,17 @@ where
             body: Value::Null,
         };
         let (hub, lease, window) = (self.clone(), (config.lease * 1000.0) as i64, (config.idempotency_window * 1000.0) as i64);
+        let piece = config.resync_piece;
         let running2 = running.clone();
         with_connection(running.connections(), move |conn| {
             let now = hub.inner.shared.now();
-            hub.route(&running2, conn, call, Windows { lease, idempotency: window }, now)
+            hub.route(&running2, conn, call, Limits { lease, idempotency: window, piece }, now)
         })
         .await?
     }
 
     /// Dispatches a call, on a connection.
-    fn route(&self, running: &Running<C, O>, conn: &mut C, mut call: Call, windows: Windows, now: i64) -> Result<Reply, HubError> {
+    fn route(&self, running: &Running<C, O>, conn: &mut C, mut call: Call, windows: Limits, now: i64) -> Result<Reply, HubError> {
         let owned = std::mem::take(&mut call.segments);
         let segments: Vec<&str> = owned.iter().map(String::as_str).collect();
         match segments.first() {
@@ -189,14 +193,14 @@ where
                     _ => return Err(HubError::unauthenticated("the admin API takes `Authorization: Bearer <admin token>`")),
                 }
                 call.decode()?;
-                self.admin(running, conn, &call, &segments[1..], now)
+                self.admin(running, conn, &call, &segments[1..], windows, now)
             }
             Some(&"messages") => self.messaging(running, conn, &mut call, &segments[1..], windows, now),
             _ => Err(HubError::not_found("no such route")),
         }
     }
 
-    fn admin(&self, running: &Running<C, O>, conn: &mut C, call: &Call, path: &[&str], now: i64) -> Result<Reply, HubError> {
+    fn admin(&self, running: &Running<C, O>, conn: &mut C, call: &Call, path: &[&str], windows: Limits, now: i64) -> Result<Reply, HubError> {
         let hub = &*self.inner.shared;
         let engine = running.engine();
         let ok = |value: Value| Ok(Reply(Status::Ok, Some(value)));
@@ -218,7 +222,7 @@ where
             (Method::Post, ["networks", id, "nodes", node, "sync"]) => {
                 let network = hub.network(conn, id)?;
                 let node = hub.node(conn, &network, node)?;
-                let queued = hub.resync(engine, conn, &network, &node, now)?;
+                let queued = hub.resync(engine, conn, &network, &node, windows.piece, now)?;
                 ok(serde_json::json!({"queued": queued}))
             }
             (Method::Post, ["networks", id, "nodes", node, "token"]) => {
@@ -264,7 +268,7 @@ where
         Ok((network, node))
     }
 
-    fn messaging(&self, running: &Running<C, O>, conn: &mut C, call: &mut Call, path: &[&str], windows: Windows, now: i64) -> Result<Reply, HubError> {
+    fn messaging(&self, running: &Running<C, O>, conn: &mut C, call: &mut Call, path: &[&str], windows: Limits, now: i64) -> Result<Reply, HubError> {
         let allowed = matches!(
             (call.method, path),
             (Method::Post, []) | (Method::Get, ["pending"]) | (Method::Post, ["next"]) | (Method::Patch, [_])

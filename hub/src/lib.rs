@@ -86,6 +86,8 @@ pub enum Step {
     /// A node's answer to a message has locked the message and read its
     /// state, and has not written yet.
     AnswerLocked,
+    /// A re-sync has committed a piece of records, and holds no lock.
+    ResyncPiece,
 }
 
 /// The hub: install its models into the app's [`Models`], then attach its

@@ -284,20 +284,39 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
 
     /// Sends the node every live record of its network again, as creates
     /// with its `remote_id`s; what the node holds unanswered is superseded
-    /// (never delivered again; an answer to it is 409). One
-    /// transaction; progress is logged. Returns how many.
-    pub fn resync(&self, engine: &Engine<C, O>, conn: &mut C, network: &NetworkRow, node: &NodeRow, now: i64) -> Result<usize, HubError> {
-        const BATCH: i64 = 500;
-        engine.store().transaction(conn, |conn| {
+    /// (never delivered again; an answer to it is 409). Returns how many.
+    ///
+    /// In pieces of at most `piece` records, each a short transaction under
+    /// the owner's lock (other syncs of the owner go on between them; on
+    /// SQLite, other writers): each piece reads its records as they are
+    /// then, and any later change of one is queued after its create, so an
+    /// older copy never reaches the node after a newer one. The records it
+    /// covers are those there when it starts (under the lock); one made
+    /// meanwhile reaches the node as its own create. Progress is logged.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resync(
+        &self,
+        engine: &Engine<C, O>,
+        conn: &mut C,
+        network: &NetworkRow,
+        node: &NodeRow,
+        piece: i64,
+        now: i64,
+    ) -> Result<usize, HubError> {
+        let store = engine.store();
+        let last = store.transaction(conn, |conn| {
+            store.lock_clock(conn, &network.owner)?;
             let superseded = sql::supersede(conn, &node.id, now)?;
             if superseded > 0 {
                 tracing::info!("mobync hub: re-sync of node {}: {superseded} unanswered messages superseded", node.id);
             }
-            let (mut after, mut queued) = (0, 0usize);
-            loop {
-                let records = sql::live_records(conn, &network.owner, &network.model, after, BATCH)?;
-                let Some((last, _)) = records.last() else { break };
-                after = *last;
+            sql::last_record(conn, &network.owner, &network.model)
+        })?;
+        let (mut after, mut queued) = (0, 0usize);
+        loop {
+            let (reached, count) = store.transaction(conn, |conn| {
+                store.lock_clock(conn, &network.owner)?;
+                let records = sql::live_records(conn, &network.owner, &network.model, after, last, piece.max(1))?;
                 for (_, record) in &records {
                     let fields = Value::Object(crate::to_record(&record.fields().unwrap_or_default()));
                     let message = MessageRow {
@@ -318,11 +337,15 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
                     sql::insert_message(conn, &message)?;
                     sql::record_change(conn, &message.id, State::Pending, now, "re-sync")?;
                 }
-                queued += records.len();
-                tracing::info!("mobync hub: re-sync of node {} of network {}: {queued} records queued", node.id, network.id);
-            }
-            Ok(queued)
-        })
+                Ok::<_, HubError>((records.last().map(|(seq, _)| *seq), records.len()))
+            })?;
+            let Some(reached) = reached else { break };
+            after = reached;
+            queued += count;
+            tracing::info!("mobync hub: re-sync of node {} of network {}: {queued} records queued", node.id, network.id);
+            self.step(Step::ResyncPiece);
+        }
+        Ok(queued)
     }
 }
 

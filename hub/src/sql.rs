@@ -165,13 +165,20 @@ pub fn write_record<C: LogConnection>(
     Ok(execute(conn, text, &binds)? == 1)
 }
 
-/// Up to `limit` live records of `owner`'s `model` after position `after`,
-/// in the order they were created: (position, record).
+/// The position of `owner`'s last record of `model` (0 if none).
+pub fn last_record<C: LogConnection>(conn: &mut C, owner: &str, model: &str) -> Result<i64, HubError> {
+    let text = "SELECT COALESCE(MAX(seq), 0) AS n FROM hub_records WHERE owner = ? AND model = ?";
+    Ok(first::<C, Count>(conn, text, &[Bind::Text(owner), Bind::Text(model)])?.map_or(0, |c| c.n))
+}
+
+/// Up to `limit` live records of `owner`'s `model` after position `after`
+/// and up to `last`, in the order they were created: (position, record).
 pub fn live_records<C: LogConnection>(
     conn: &mut C,
     owner: &str,
     model: &str,
     after: i64,
+    last: i64,
     limit: i64,
 ) -> Result<Vec<(i64, RecordRow)>, HubError> {
     use diesel::QueryableByName;
@@ -183,8 +190,9 @@ pub fn live_records<C: LogConnection>(
         record: RecordRow,
     }
     let text = "SELECT seq, id, owner, data, deleted FROM hub_records \
-                WHERE owner = ? AND model = ? AND deleted = ? AND seq > ? ORDER BY seq LIMIT ?";
-    let binds = [Bind::Text(owner), Bind::Text(model), Bind::Bool(false), Bind::BigInt(after), Bind::BigInt(limit)];
+                WHERE owner = ? AND model = ? AND deleted = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?";
+    let binds =
+        [Bind::Text(owner), Bind::Text(model), Bind::Bool(false), Bind::BigInt(after), Bind::BigInt(last), Bind::BigInt(limit)];
     Ok(load::<C, Positioned>(conn, text, &binds)?.into_iter().map(|p| (p.seq, p.record)).collect())
 }
 

@@ -461,7 +461,7 @@ fn lease_outlives_its_server(backend: Backend) {
     let Some(db) = dbs::fresh(backend) else { return };
     let db = Arc::new(db);
     let time = Arc::new(AtomicI64::new(1_800_000_000_000));
-    let lease = [("hub.lease", 60.0)];
+    let lease = [("hub.lease", 60.0.into())];
     let hub = common::Local::launch(db.clone(), None, Some(time.clone()), &lease);
     let id = common::network(&hub.base, None, "record", customers());
     let crm = common::Node::new(&hub.base, &id, "crm", [true, true, true, true]);

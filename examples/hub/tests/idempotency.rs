@@ -15,7 +15,7 @@ fn a_send_again_with_its_idempotency_key_answers_the_first_message_and_changes_n
     for backend in dbs::backends() {
         let Some(db) = dbs::fresh(backend) else { continue };
         let time = Arc::new(AtomicI64::new(1_800_000_000_000));
-        let hub = Local::launch(Arc::new(db), None, Some(time.clone()), &[("hub.idempotency_window", 3_600.0)]);
+        let hub = Local::launch(Arc::new(db), None, Some(time.clone()), &[("hub.idempotency_window", 3_600.0.into())]);
         let network = common::network(&hub.base, None, "record", json!({"type": "object"}));
         let crm = Node::new(&hub.base, &network, "crm", [true, true, true, true]);
         let erp = Node::new(&hub.base, &network, "erp", [true, true, true, true]);

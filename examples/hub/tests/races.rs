@@ -4,51 +4,16 @@
 
 mod common;
 
-use common::{Local, Node};
+use common::{Gate, Local, Node};
 use mobync::client::Device;
 use mobync::testing;
 use mobync_hub::Step;
 use mobync_tests::dbs::{self, Backend};
 use mobync_tests::http::{self as phone_http, HttpServer};
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A gate for one step: the first time it is reached once armed, it says
-/// so and waits to be opened.
-#[derive(Clone, Default)]
-struct Gate {
-    armed: Arc<AtomicBool>,
-    reached: Arc<Mutex<Option<mpsc::Sender<()>>>>,
-    open: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
-}
-
-impl Gate {
-    /// Arms the gate: the receiver hears when it is reached, the sender
-    /// opens it.
-    fn arm(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
-        let (reached_tx, reached_rx) = mpsc::channel();
-        let (open_tx, open_rx) = mpsc::channel();
-        *self.reached.lock().expect("gate") = Some(reached_tx);
-        *self.open.lock().expect("gate") = Some(open_rx);
-        self.armed.store(true, Ordering::SeqCst);
-        (reached_rx, open_tx)
-    }
-
-    fn pass(&self) {
-        if !self.armed.swap(false, Ordering::SeqCst) {
-            return;
-        }
-        if let Some(reached) = self.reached.lock().expect("gate").take() {
-            let _ = reached.send(());
-        }
-        let open = self.open.lock().expect("gate").take();
-        if let Some(open) = open {
-            let _ = open.recv_timeout(Duration::from_secs(120));
-        }
-    }
-}
 
 /// Waits until `done` or a session of the database waits for a lock.
 fn until_done_or_waiting(db: &mobync_tests::dbs::TestDb, done: impl Fn() -> bool) {
@@ -131,7 +96,7 @@ fn a_records_changes_reach_a_node_in_order_one_at_a_time_and_again_in_order_afte
     for backend in dbs::backends() {
         let Some(db) = dbs::fresh(backend) else { continue };
         let time = Arc::new(AtomicI64::new(1_800_000_000_000));
-        let hub = Local::launch(Arc::new(db), None, Some(time.clone()), &[("hub.lease", 60.0)]);
+        let hub = Local::launch(Arc::new(db), None, Some(time.clone()), &[("hub.lease", 60.0.into())]);
         let network = common::network(&hub.base, None, "record", json!({"type": "object"}));
         let source = Node::new(&hub.base, &network, "source", [true, false, true, true]);
         let reader = Node::new(&hub.base, &network, "reader", [false, true, false, false]);

@@ -7,8 +7,8 @@ use mobync_hub::{Hub, Step};
 use mobync_tests::dbs::{self, Backend, TestDb};
 use rocket::fairing::AdHoc;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 pub const ADMIN: &str = "admin-token-of-the-tests";
@@ -34,8 +34,8 @@ impl Local {
     }
 
     /// The server on `db`, with `hook`, the time of `clock` (ms), and the
-    /// numeric Rocket settings `settings` (e.g. `("hub.lease", 60.0)`).
-    pub fn launch(db: Arc<TestDb>, hook: Option<Hook>, clock: Option<Arc<AtomicI64>>, settings: &[(&str, f64)]) -> Local {
+    /// numeric Rocket settings `settings` (e.g. `("hub.lease", 60.0.into())`).
+    pub fn launch(db: Arc<TestDb>, hook: Option<Hook>, clock: Option<Arc<AtomicI64>>, settings: &[(&str, rocket::figment::value::Value)]) -> Local {
         let app = todo::App::new(&db.url).expect("the app");
         let hub = Hub::new(|conn| todo::accounts::new_user(conn, "hub network").map(|(id, _)| id).map_err(|e| e.to_string()));
         if let Some(hook) = hook {
@@ -48,7 +48,7 @@ impl Local {
         let rocket = app.rocket(sync.clone()).attach(hub.fairing(sync.clone(), ADMIN));
         let mut figment = rocket.figment().clone().merge(("port", 0)).merge(("address", "127.0.0.1")).merge(("log_level", std::env::var("HUB_TEST_LOG").unwrap_or_else(|_| "off".into())));
         for (key, value) in settings {
-            figment = figment.merge((*key, *value));
+            figment = figment.merge((*key, value.clone()));
         }
         let (tx, rx) = mpsc::channel();
         let rocket = rocket.configure(figment).attach(AdHoc::on_liftoff("tell the port", move |rocket| {
@@ -172,3 +172,39 @@ pub fn network(base: &str, owner: Option<&str>, model: &str, schema: Value) -> S
     assert_eq!(status, 201, "{network}");
     network["id"].as_str().expect("id").to_string()
 }
+
+/// A gate for one step: the first time it is reached once armed, it says
+/// so and waits to be opened.
+#[derive(Clone, Default)]
+pub struct Gate {
+    armed: Arc<AtomicBool>,
+    reached: Arc<Mutex<Option<mpsc::Sender<()>>>>,
+    open: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
+}
+
+impl Gate {
+    /// Arms the gate: the receiver hears when it is reached, the sender
+    /// opens it.
+    pub fn arm(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (reached_tx, reached_rx) = mpsc::channel();
+        let (open_tx, open_rx) = mpsc::channel();
+        *self.reached.lock().expect("gate") = Some(reached_tx);
+        *self.open.lock().expect("gate") = Some(open_rx);
+        self.armed.store(true, Ordering::SeqCst);
+        (reached_rx, open_tx)
+    }
+
+    pub fn pass(&self) {
+        if !self.armed.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(reached) = self.reached.lock().expect("gate").take() {
+            let _ = reached.send(());
+        }
+        let open = self.open.lock().expect("gate").take();
+        if let Some(open) = open {
+            let _ = open.recv_timeout(Duration::from_secs(120));
+        }
+    }
+}
+
