@@ -317,9 +317,10 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
             let (reached, count) = store.transaction(conn, |conn| {
                 store.lock_clock(conn, &network.owner)?;
                 let records = sql::live_records(conn, &network.owner, &network.model, after, last, piece.max(1))?;
+                let mut messages = Vec::with_capacity(records.len());
                 for (_, record) in &records {
                     let fields = Value::Object(crate::to_record(&record.fields().unwrap_or_default()));
-                    let message = MessageRow {
+                    messages.push(MessageRow {
                         seq: 0,
                         id: new_id(),
                         network_id: network.id.clone(),
@@ -333,10 +334,9 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
                         state: State::Pending.as_str().to_owned(),
                         created_at: now,
                         lease_until: None,
-                    };
-                    sql::insert_message(conn, &message)?;
-                    sql::record_change(conn, &message.id, State::Pending, now, "re-sync")?;
+                    });
                 }
+                sql::insert_messages(conn, &messages, State::Pending, now, "re-sync")?;
                 Ok::<_, HubError>((records.last().map(|(seq, _)| *seq), records.len()))
             })?;
             let Some(reached) = reached else { break };

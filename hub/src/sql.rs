@@ -242,6 +242,49 @@ pub fn insert_message<C: LogConnection>(conn: &mut C, m: &MessageRow) -> Result<
     execute(conn, text, &binds).map(|_| ())
 }
 
+/// Rows per multi-row INSERT: far below every backend's bind limit.
+const CHUNK: usize = 200;
+
+/// Stores new messages, with a first state change each (`state` at `now`,
+/// `note`), a few multi-row INSERTs in all.
+pub fn insert_messages<C: LogConnection>(conn: &mut C, messages: &[MessageRow], state: State, now: i64, note: &str) -> Result<(), HubError> {
+    for chunk in messages.chunks(CHUNK) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let text = format!(
+            "INSERT INTO hub_messages (id, network_id, origin_id, destination_id, parent_id, method, payload, \
+             record_id, remote_id, state, created_at, lease_until) VALUES {rows}"
+        );
+        let mut binds = Vec::with_capacity(chunk.len() * 12);
+        for m in chunk {
+            binds.extend([
+                Bind::Text(&m.id),
+                Bind::Text(&m.network_id),
+                Bind::OptText(m.origin_id.as_deref()),
+                Bind::OptText(m.destination_id.as_deref()),
+                Bind::OptText(m.parent_id.as_deref()),
+                Bind::Text(&m.method),
+                Bind::Text(&m.payload),
+                Bind::Text(&m.record_id),
+                Bind::OptText(m.remote_id.as_deref()),
+                Bind::Text(&m.state),
+                Bind::BigInt(m.created_at),
+                Bind::OptBigInt(m.lease_until),
+            ]);
+        }
+        execute(conn, &text, &binds)?;
+        let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+        let text = format!("INSERT INTO hub_changes (message_id, state, at, note) VALUES {rows}");
+        let mut binds = Vec::with_capacity(chunk.len() * 4);
+        for m in chunk {
+            binds.extend([Bind::Text(&m.id), Bind::Text(state.as_str()), Bind::BigInt(now), Bind::Text(note)]);
+        }
+        execute(conn, &text, &binds)?;
+    }
+    let (state, n) = (state.as_str(), messages.len() as u64);
+    mobync::db::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => state).increment(n));
+    Ok(())
+}
+
 /// The message `id`.
 pub fn message<C: LogConnection>(conn: &mut C, id: &str) -> Result<Option<MessageRow>, HubError> {
     first(conn, &format!("{MESSAGE} WHERE id = ?"), &[Bind::Text(id)])

@@ -81,7 +81,7 @@ impl Drop for Local {
 /// One HTTP call: the status, the JSON body (`Null` when empty), and the
 /// answer's headers.
 pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Value>) -> (u16, Value) {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(600)).build();
     let mut request = agent.request(method, url);
     for (k, v) in headers {
         request = request.set(k, v);
