@@ -43,11 +43,29 @@ pub struct HubConfig {
     pub idempotency_window: f64,
     /// Records per transaction of a node's re-sync. Default 500.
     pub resync_piece: i64,
+    /// Seconds an answered message (acknowledged, failed, superseded) and
+    /// its history are kept before they are pruned. Default 2,592,000
+    /// (30 days).
+    pub retention: f64,
+    /// Seconds between pruning rounds (which also set the gauges of
+    /// messages waiting). Default 600.
+    pub prune_every: f64,
+    /// Messages per transaction of a pruning round. Default 1,000.
+    pub prune_piece: i64,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { lease: 300.0, body_limit: 1 << 20, migrate: true, idempotency_window: 86_400.0, resync_piece: 500 }
+        HubConfig {
+            lease: 300.0,
+            body_limit: 1 << 20,
+            migrate: true,
+            idempotency_window: 86_400.0,
+            resync_piece: 500,
+            retention: 2_592_000.0,
+            prune_every: 600.0,
+            prune_piece: 1_000,
+        }
     }
 }
 
@@ -57,6 +75,7 @@ struct Limits {
     lease: i64,
     idempotency: i64,
     piece: i64,
+    retention: i64,
 }
 
 /// An answer: a status and a JSON body (none for 204).
@@ -173,11 +192,11 @@ where
             body: Value::Null,
         };
         let (hub, lease, window) = (self.clone(), (config.lease * 1000.0) as i64, (config.idempotency_window * 1000.0) as i64);
-        let piece = config.resync_piece;
+        let (piece, retention) = (config.resync_piece, (config.retention * 1000.0) as i64);
         let running2 = running.clone();
         with_connection(running.connections(), move |conn| {
             let now = hub.inner.shared.now();
-            hub.route(&running2, conn, call, Limits { lease, idempotency: window, piece }, now)
+            hub.route(&running2, conn, call, Limits { lease, idempotency: window, piece, retention }, now)
         })
         .await?
     }
@@ -200,7 +219,7 @@ where
         }
     }
 
-    fn admin(&self, running: &Running<C, O>, conn: &mut C, call: &Call, path: &[&str], windows: Limits, now: i64) -> Result<Reply, HubError> {
+    fn admin(&self, running: &Running<C, O>, conn: &mut C, call: &Call, path: &[&str], limits: Limits, now: i64) -> Result<Reply, HubError> {
         let hub = &*self.inner.shared;
         let engine = running.engine();
         let ok = |value: Value| Ok(Reply(Status::Ok, Some(value)));
@@ -222,7 +241,7 @@ where
             (Method::Post, ["networks", id, "nodes", node, "sync"]) => {
                 let network = hub.network(conn, id)?;
                 let node = hub.node(conn, &network, node)?;
-                let queued = hub.resync(engine, conn, &network, &node, windows.piece, now)?;
+                let queued = hub.resync(engine, conn, &network, &node, limits.piece, now)?;
                 ok(serde_json::json!({"queued": queued}))
             }
             (Method::Post, ["networks", id, "nodes", node, "token"]) => {
@@ -237,7 +256,8 @@ where
                 let number = |key: &str, default: i64| -> Result<i64, HubError> {
                     call.query(key).map_or(Ok(default), |v| v.parse().map_err(|_| HubError::bad_request(format!("`{key}` is a number"))))
                 };
-                ok(hub.history(conn, id, call.query("state"), number("after", 0)?, number("limit", 100)?)?)
+                let kept_since = now - limits.retention;
+                ok(hub.history(conn, id, call.query("state"), number("after", 0)?, number("limit", 100)?, kept_since)?)
             }
             (Method::Get, ["networks", id, "messages", message]) => ok(hub.message(conn, id, message)?),
             (_, ["networks"] | ["networks", _] | ["networks", _, "nodes"] | ["networks", _, "nodes", _])
@@ -305,6 +325,25 @@ where
     }
 }
 
+impl<C: LogConnection, O> HubFairing<C, O>
+where
+    O: Owner + FromStr + Serialize + DeserializeOwned,
+{
+    /// One pruning round at time `now` (ms since the epoch), with the
+    /// configured retention, `Idempotency-Key` window and piece size: what
+    /// the background task runs every `prune_every` seconds, for a test to
+    /// run at a time of its own. It also sets the gauges of messages
+    /// waiting per state.
+    pub async fn prune(&self, now: i64) -> Result<crate::Pruned, HubError> {
+        let running = self.inner.sync.running().ok_or_else(|| HubError::internal("the sync fairing is not ignited"))?;
+        let config = self.inner.config.get().cloned().unwrap_or_default();
+        let (retention, window) = ((config.retention * 1000.0) as i64, (config.idempotency_window * 1000.0) as i64);
+        let (hub, engine_of) = (self.inner.shared.clone(), running.clone());
+        with_connection(running.connections(), move |conn| hub.prune(engine_of.engine(), conn, now, retention, window, config.prune_piece))
+            .await?
+    }
+}
+
 #[rocket::async_trait]
 impl<C: LogConnection, O> Handler for HubFairing<C, O>
 where
@@ -321,7 +360,29 @@ where
     O: Owner + FromStr + Serialize + DeserializeOwned,
 {
     fn info(&self) -> Info {
-        Info { name: "mobync hub", kind: Kind::Ignite }
+        Info { name: "mobync hub", kind: Kind::Ignite | Kind::Liftoff }
+    }
+
+    /// Starts the background pruning, every `prune_every` seconds until
+    /// shutdown.
+    async fn on_liftoff(&self, rocket: &Rocket<rocket::Orbit>) {
+        let every = self.inner.config.get().map_or(600.0, |c| c.prune_every);
+        if every <= 0.0 {
+            return;
+        }
+        let (hub, shutdown) = (self.clone(), rocket.shutdown());
+        rocket::tokio::spawn(async move {
+            let mut shutdown = std::pin::pin!(shutdown);
+            loop {
+                rocket::tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = rocket::tokio::time::sleep(Duration::from_secs_f64(every)) => {}
+                }
+                if let Err(err) = hub.prune(hub.inner.shared.now()).await {
+                    tracing::warn!("mobync hub: pruning failed: {err}");
+                }
+            }
+        });
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {

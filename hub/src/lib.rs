@@ -35,6 +35,7 @@ mod admin;
 mod error;
 mod http;
 mod messages;
+mod prune;
 pub mod model;
 mod records;
 mod schema;
@@ -42,6 +43,7 @@ mod sql;
 
 pub use error::HubError;
 pub use http::{HubConfig, HubFairing};
+pub use prune::Pruned;
 pub use messages::{Answer, Change};
 pub use records::{apply, merge_patch, to_fields, to_record};
 
@@ -203,6 +205,7 @@ pub fn migrations(dialect: mobync::db::Dialect) -> MobyncMigrations {
         step!("00000000000102", "00000000000102_hub_record_order"),
         step!("00000000000103", "00000000000103_hub_idempotency"),
         step!("00000000000104", "00000000000104_hub_node_tokens"),
+        step!("00000000000105", "00000000000105_hub_prune"),
     ])
 }
 

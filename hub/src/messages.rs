@@ -95,8 +95,12 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
             engine.store().lock_clock(conn, &network.owner)?;
             if let Some((key, window)) = idempotency {
                 if let Some(id) = sql::idempotent(conn, &node.id, key, now - window)? {
-                    let first = sql::message(conn, &id)?.ok_or_else(|| HubError::internal(format!("message {id} of a key is gone")))?;
-                    return Ok(first.json(None));
+                    match sql::message(conn, &id)? {
+                        Some(first) => return Ok(first.json(None)),
+                        // Pruned (a retention shorter than the window):
+                        // the key is forgotten with it.
+                        None => sql::forget_key(conn, &node.id, key)?,
+                    }
                 }
             }
             let answer = self.send_in(engine, conn, network, node, send, now)?;

@@ -343,8 +343,9 @@ pub fn set_state<C: LogConnection>(
     now: i64,
     note: &str,
 ) -> Result<(), HubError> {
-    let text = "UPDATE hub_messages SET state = ?, lease_until = ? WHERE id = ?";
-    execute(conn, text, &[Bind::Text(state.as_str()), Bind::OptBigInt(lease_until), Bind::Text(id)])?;
+    let done = matches!(state, State::Acknowledged | State::Failed | State::Superseded).then_some(now);
+    let text = "UPDATE hub_messages SET state = ?, lease_until = ?, done_at = ? WHERE id = ?";
+    execute(conn, text, &[Bind::Text(state.as_str()), Bind::OptBigInt(lease_until), Bind::OptBigInt(done), Bind::Text(id)])?;
     record_change(conn, id, state, now, note)
 }
 
@@ -406,6 +407,12 @@ pub fn idempotent<C: LogConnection>(conn: &mut C, node_id: &str, key: &str, sinc
     Ok(None)
 }
 
+/// Forgets a node's `key`.
+pub fn forget_key<C: LogConnection>(conn: &mut C, node_id: &str, key: &str) -> Result<(), HubError> {
+    execute(conn, "DELETE FROM hub_idempotency WHERE node_id = ? AND idempotency_key = ?", &[Bind::Text(node_id), Bind::Text(key)])
+        .map(|_| ())
+}
+
 /// Remembers that a node's send with `key` was answered by `message_id`.
 pub fn remember_idempotent<C: LogConnection>(conn: &mut C, node_id: &str, key: &str, message_id: &str, now: i64) -> Result<(), HubError> {
     let text = "INSERT INTO hub_idempotency (node_id, idempotency_key, message_id, created_at) VALUES (?, ?, ?, ?)";
@@ -421,8 +428,42 @@ pub fn supersede<C: LogConnection>(conn: &mut C, node_id: &str, now: i64) -> Res
          SELECT id, 'superseded', ?, 'superseded by a re-sync' FROM hub_messages WHERE {open}"
     );
     execute(conn, &text, &[Bind::BigInt(now), Bind::Text(node_id)])?;
-    let text = format!("UPDATE hub_messages SET state = 'superseded', lease_until = NULL WHERE {open}");
-    let n = execute(conn, &text, &[Bind::Text(node_id)])?;
+    let text = format!("UPDATE hub_messages SET state = 'superseded', lease_until = NULL, done_at = ? WHERE {open}");
+    let n = execute(conn, &text, &[Bind::BigInt(now), Bind::Text(node_id)])?;
     mobync::db::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => "superseded").increment(n as u64));
     Ok(n)
+}
+
+/// Up to `limit` ids of messages answered (acknowledged, failed,
+/// superseded) before `before`, oldest first.
+pub fn answered_before<C: LogConnection>(conn: &mut C, before: i64, limit: i64) -> Result<Vec<String>, HubError> {
+    let text = "SELECT id AS value FROM hub_messages WHERE state IN ('acknowledged', 'failed', 'superseded') \
+                AND done_at < ? ORDER BY done_at LIMIT ?";
+    Ok(load::<C, One>(conn, text, &[Bind::BigInt(before), Bind::BigInt(limit)])?.into_iter().map(|one| one.value).collect())
+}
+
+/// Deletes the messages `ids` and their state changes: (messages, changes).
+pub fn delete_messages<C: LogConnection>(conn: &mut C, ids: &[String]) -> Result<(usize, usize), HubError> {
+    let (mut messages, mut changes) = (0, 0);
+    for chunk in ids.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let binds: Vec<Bind> = chunk.iter().map(|id| Bind::Text(id)).collect();
+        changes += execute(conn, &format!("DELETE FROM hub_changes WHERE message_id IN ({marks})"), &binds)?;
+        messages += execute(conn, &format!("DELETE FROM hub_messages WHERE id IN ({marks})"), &binds)?;
+    }
+    Ok((messages, changes))
+}
+
+/// Forgets `Idempotency-Key`s remembered before `before`: how many.
+pub fn forget_keys<C: LogConnection>(conn: &mut C, before: i64) -> Result<usize, HubError> {
+    execute(conn, "DELETE FROM hub_idempotency WHERE created_at < ?", &[Bind::BigInt(before)])
+}
+
+/// How many messages wait in each unanswered state: (pending, processing).
+pub fn waiting<C: LogConnection>(conn: &mut C) -> Result<(i64, i64), HubError> {
+    let count = |conn: &mut C, state: &str| -> Result<i64, HubError> {
+        let text = "SELECT COUNT(*) AS n FROM hub_messages WHERE state = ?";
+        Ok(first::<C, Count>(conn, text, &[Bind::Text(state)])?.map_or(0, |c| c.n))
+    };
+    Ok((count(conn, "pending")?, count(conn, "processing")?))
 }

@@ -31,7 +31,7 @@ fn a_send_again_with_its_idempotency_key_answers_the_first_message_and_changes_n
         assert_eq!(status, 201, "{backend:?}: {again}");
         assert_eq!((&again["id"], &again["record_id"]), (&first["id"], &first["record_id"]), "{backend:?}");
         let after = common::admin(&hub.base, "GET", &format!("/networks/{network}/messages?limit=1000"), None).1;
-        assert_eq!(before, after, "{backend:?}: the second send changed nothing");
+        assert_eq!(before["messages"], after["messages"], "{backend:?}: the second send changed nothing");
         assert_eq!(reader.pending(), 1, "{backend:?}");
 
         // Another key, or the same key of another node, is another send.

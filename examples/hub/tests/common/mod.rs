@@ -17,6 +17,7 @@ pub const ADMIN: &str = "admin-token-of-the-tests";
 pub struct Local {
     pub db: Arc<TestDb>,
     pub base: String,
+    pub fairing: mobync_hub::HubFairing<mobync::db::DbConnection, String>,
     shutdown: rocket::Shutdown,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -45,7 +46,8 @@ impl Local {
             hub.with_clock(move || clock.load(Ordering::SeqCst));
         }
         let sync = app.sync(hub.install(app.models()));
-        let rocket = app.rocket(sync.clone()).attach(hub.fairing(sync.clone(), ADMIN));
+        let fairing = hub.fairing(sync.clone(), ADMIN);
+        let rocket = app.rocket(sync.clone()).attach(fairing.clone());
         let mut figment = rocket.figment().clone().merge(("port", 0)).merge(("address", "127.0.0.1")).merge(("log_level", std::env::var("HUB_TEST_LOG").unwrap_or_else(|_| "off".into())));
         for (key, value) in settings {
             figment = figment.merge((*key, value.clone()));
@@ -65,7 +67,13 @@ impl Local {
             }
         });
         let (port, shutdown) = rx.recv_timeout(Duration::from_secs(60)).expect("the hub lifts off");
-        Local { db, base: format!("http://127.0.0.1:{port}"), shutdown, thread: Some(thread) }
+        Local { db, base: format!("http://127.0.0.1:{port}"), fairing, shutdown, thread: Some(thread) }
+    }
+
+    /// One pruning round at `now`.
+    pub fn prune(&self, now: i64) -> mobync_hub::Pruned {
+        let fairing = self.fairing.clone();
+        rocket::execute(async move { fairing.prune(now).await }).expect("pruning")
     }
 }
 
