@@ -348,6 +348,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
             queued += count;
             tracing::info!("mobync hub: re-sync of node {} of network {}: {queued} records queued", node.id, network.id);
             self.step(Step::ResyncPiece);
+            crate::let_writers_in(conn);
         }
         Ok(queued)
     }

@@ -44,6 +44,7 @@ impl<C: LogConnection, O: Owner> Shared<C, O> {
             if (ids as i64) < piece.max(1) {
                 break;
             }
+            crate::let_writers_in(conn);
         }
         pruned.keys = store.transaction(conn, |conn| sql::forget_keys(conn, now - window_ms))?;
         let (pending, processing) = sql::waiting(conn)?;

@@ -443,13 +443,27 @@ pub fn answered_before<C: LogConnection>(conn: &mut C, before: i64, limit: i64) 
 }
 
 /// Deletes the messages `ids` and their state changes: (messages, changes).
+/// Messages first, then changes by their primary key, the order a send
+/// writes them in, and with no range lock on an index (on MariaDB a range
+/// delete of `hub_changes` by `message_id` would lock the gaps a send's
+/// new rows go into).
 pub fn delete_messages<C: LogConnection>(conn: &mut C, ids: &[String]) -> Result<(usize, usize), HubError> {
+    #[derive(diesel::QueryableByName)]
+    struct Seq {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+    }
     let (mut messages, mut changes) = (0, 0);
     for chunk in ids.chunks(CHUNK) {
         let marks = vec!["?"; chunk.len()].join(", ");
         let binds: Vec<Bind> = chunk.iter().map(|id| Bind::Text(id)).collect();
-        changes += execute(conn, &format!("DELETE FROM hub_changes WHERE message_id IN ({marks})"), &binds)?;
         messages += execute(conn, &format!("DELETE FROM hub_messages WHERE id IN ({marks})"), &binds)?;
+        let seqs: Vec<Seq> = load(conn, &format!("SELECT seq FROM hub_changes WHERE message_id IN ({marks})"), &binds)?;
+        for seqs in seqs.chunks(CHUNK) {
+            let marks = vec!["?"; seqs.len()].join(", ");
+            let binds: Vec<Bind> = seqs.iter().map(|s| Bind::BigInt(s.seq)).collect();
+            changes += execute(conn, &format!("DELETE FROM hub_changes WHERE seq IN ({marks})"), &binds)?;
+        }
     }
     Ok((messages, changes))
 }

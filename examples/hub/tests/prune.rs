@@ -120,3 +120,81 @@ fn the_background_task_prunes_on_its_own() {
         }
     }
 }
+
+/// `HUB_PRUNE_MESSAGES` answered messages (default 5,000; each with two
+/// state changes) older than the retention, pruned in one round of pieces
+/// of 1,000 while a node sends (a create each time) until the round is
+/// done: the round's time and the longest send are printed. The figure in
+/// BENCHMARKS.md is 100,000 messages.
+#[test]
+fn pruning_many_messages_leaves_the_nodes_sends_answering() {
+    let count: usize = std::env::var("HUB_PRUNE_MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(5_000);
+    for backend in dbs::backends() {
+        let Some(db) = dbs::fresh(backend) else { continue };
+        let t0 = 1_800_000_000_000;
+        let settings = [("hub.retention", 3_600.0.into()), ("hub.prune_every", 0.0.into())];
+        let hub = Arc::new(Local::launch(Arc::new(db), None, Some(Arc::new(AtomicI64::new(t0 + 2 * HOUR))), &settings));
+        let base = hub.base.clone();
+        let network = common::network(&base, None, "record", json!({"type": "object"}));
+        let source = Node::new(&base, &network, "source", [true, false, false, false]);
+        insert_answered(&hub.db, &network, count, t0);
+        // The same sends with no pruning running, to compare.
+        let mut alone = Duration::ZERO;
+        for i in 0..20 {
+            let at = Instant::now();
+            assert_eq!(source.send(json!({"method": "create", "payload": {"n": -i}})).0, 201);
+            alone = alone.max(at.elapsed());
+        }
+        let started = Instant::now();
+        let pruning = {
+            let hub = hub.clone();
+            std::thread::spawn(move || hub.prune(t0 + 2 * HOUR))
+        };
+        let (mut longest, mut sends) = (Duration::ZERO, 0);
+        while !pruning.is_finished() || sends == 0 {
+            let at = Instant::now();
+            let (status, body) = source.send(json!({"method": "create", "payload": {"n": sends}}));
+            assert_eq!(status, 201, "{backend:?}: {body}");
+            longest = longest.max(at.elapsed());
+            sends += 1;
+        }
+        let took = started.elapsed();
+        let pruned = pruning.join().expect("pruning");
+        assert_eq!((pruned.messages, pruned.changes), (count, 2 * count), "{backend:?}");
+        assert_eq!(orphan_changes(&hub.db), 0, "{backend:?}");
+        eprintln!(
+            "{backend:?}: pruning {count} messages took {took:?} in {} pieces; {sends} sends meanwhile, the longest {longest:?} \
+             (the longest of 20 with no pruning: {alone:?})",
+            pruned.pieces
+        );
+    }
+}
+
+/// `n` acknowledged messages of `network`, answered at `at`, with their
+/// two state changes, written straight to the tables.
+fn insert_answered(db: &TestDb, network: &str, n: usize, at: i64) {
+    use diesel::RunQueryDsl;
+    let mut conn = dbs::connect(db);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let messages: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                format!(
+                    "('old-{i}', '{network}', NULL, 'some-node', NULL, 'create', '{{\"n\": {i}}}', 'rec-{i}', NULL, 'acknowledged', {at}, NULL, {at})"
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO hub_messages (id, network_id, origin_id, destination_id, parent_id, method, payload, record_id, remote_id, \
+             state, created_at, lease_until, done_at) VALUES {}",
+            messages.join(", ")
+        );
+        diesel::sql_query(sql).execute(&mut conn).expect("messages");
+        let changes: Vec<String> = chunk
+            .iter()
+            .flat_map(|i| [format!("('old-{i}', 'pending', {at}, '')"), format!("('old-{i}', 'acknowledged', {at}, '')")])
+            .collect();
+        let sql = format!("INSERT INTO hub_changes (message_id, state, at, note) VALUES {}", changes.join(", "));
+        diesel::sql_query(sql).execute(&mut conn).expect("changes");
+    }
+}
