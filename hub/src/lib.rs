@@ -88,6 +88,9 @@ pub enum Step {
     /// A node's answer to a message has locked the message and read its
     /// state, and has not written yet.
     AnswerLocked,
+    /// A re-sync piece has read its records (it holds the owner's lock)
+    /// and has not written their messages yet.
+    ResyncRead,
     /// A re-sync has committed a piece of records, and holds no lock.
     ResyncPiece,
 }

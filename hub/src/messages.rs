@@ -321,6 +321,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
             let (reached, count) = store.transaction(conn, |conn| {
                 store.lock_clock(conn, &network.owner)?;
                 let records = sql::live_records(conn, &network.owner, &network.model, after, last, piece.max(1))?;
+                self.step(Step::ResyncRead);
                 let mut messages = Vec::with_capacity(records.len());
                 for (_, record) in &records {
                     let fields = Value::Object(crate::to_record(&record.fields().unwrap_or_default()));

@@ -191,3 +191,61 @@ fn insert_records(db: &TestDb, owner: &str, n: usize) {
         diesel::sql_query(sql).execute(&mut conn).expect("records");
     }
 }
+
+/// A piece reads its records under the owner's lock: a phone's update that
+/// comes while a piece holds a record it read waits, and is queued after
+/// that record's create, so the node ends with the update (read outside
+/// the lock, the update could commit in between and be queued before a
+/// create carrying the record as it was).
+#[test]
+fn a_phones_update_during_a_resync_piece_reaches_the_node_after_the_records_create() {
+    for backend in [mobync_tests::dbs::Backend::Postgres, mobync_tests::dbs::Backend::Mysql] {
+        let Some(db) = dbs::fresh(backend) else { continue };
+        let gate = Gate::default();
+        let hook = gate.clone();
+        let on_step: common::Hook = Box::new(move |step| {
+            if step == Step::ResyncRead {
+                hook.pass();
+            }
+        });
+        let hub = Local::launch(Arc::new(db), Some(on_step), None, &[]);
+        let base = hub.base.as_str();
+        let (token, owner) = phone_http::signup(base, "ada");
+        let network = common::network(base, Some(&owner), "thing", json!({"type": "object"}));
+        let source = Node::new(base, &network, "source", [true, false, true, true]);
+        let reader = Node::new(base, &network, "reader", [false, true, false, false]);
+        let (_, sent) = source.send(json!({"method": "create", "payload": {"n": "old"}}));
+        let record = sent["record_id"].as_str().expect("record").to_string();
+        let mut copy = Copy::default();
+        copy.drain(&reader);
+        let url = format!("{base}/sync");
+        let mut phone = Device::new("phone");
+        testing::sync(&mut HttpServer { sync_url: url.clone(), rows: |_: &str| unreachable!(), state: || unreachable!() }, &token, &mut phone);
+
+        let (reached, open) = gate.arm();
+        let resync = {
+            let path = format!("/networks/{network}/nodes/{}/sync", reader.id);
+            let base = base.to_string();
+            std::thread::spawn(move || common::admin(&base, "POST", &path, None))
+        };
+        reached.recv_timeout(Duration::from_secs(60)).expect("the piece reads the record");
+        phone.update("thing", &record, json!({"n": "new"}), 10);
+        let syncing = {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                let mut server = HttpServer { sync_url: url, rows: |_: &str| unreachable!(), state: || unreachable!() };
+                testing::sync(&mut server, &token, &mut phone);
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !syncing.is_finished() && !dbs::wait_for_lock_waiter(&hub.db, Duration::from_millis(50)) {
+            assert!(Instant::now() < deadline, "{backend:?}: the phone's sync neither ended nor waited");
+        }
+        open.send(()).expect("open");
+        assert_eq!(resync.join().expect("the re-sync").0, 200);
+        syncing.join().expect("the phone");
+        copy.drain(&reader);
+        assert_eq!(copy.records.get(&record), Some(&json!({"n": "new"})), "{backend:?}: the node ends with the phone's update");
+        assert_eq!(copy.records, stored(&hub.db), "{backend:?}");
+    }
+}
