@@ -175,3 +175,57 @@ fn an_acknowledgement_and_a_failure_of_one_message_race_and_exactly_one_wins() {
         assert_eq!(states, ["pending", "processing", "acknowledged"], "{backend:?}");
     }
 }
+
+#[test]
+fn four_fetchers_of_one_node_never_hold_two_changes_of_one_record_and_get_each_records_changes_in_order() {
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::Mutex;
+    for backend in dbs::backends() {
+        let Some(hub) = Local::start(backend, |_| {}) else { continue };
+        let network = common::network(&hub.base, None, "record", json!({"type": "object"}));
+        let source = Node::new(&hub.base, &network, "source", [true, false, true, false]);
+        let reader = Node::new(&hub.base, &network, "reader", [false, true, false, false]);
+        const RECORDS: usize = 4;
+        const VERSIONS: i64 = 8;
+        let records: Vec<String> = (0..RECORDS)
+            .map(|_| source.send(json!({"method": "create", "payload": {"v": 0}})).1["record_id"].as_str().expect("record").to_string())
+            .collect();
+        for v in 1..VERSIONS {
+            for record in &records {
+                assert_eq!(source.send(json!({"method": "update", "record_id": record, "payload": {"v": v}})).0, 201);
+            }
+        }
+        // Each fetcher marks a record in flight from its fetch until just
+        // before its answer: no other fetcher may get that record meanwhile.
+        let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let seen: Arc<Mutex<BTreeMap<String, Vec<i64>>>> = Arc::default();
+        let fetchers: Vec<_> = (0..4)
+            .map(|_| {
+                let (reader, in_flight, seen) = (reader.clone(), in_flight.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    while let Some(message) = reader.next() {
+                        let record = message["record_id"].as_str().expect("record").to_string();
+                        assert!(in_flight.lock().expect("set").insert(record.clone()), "{backend:?}: two changes of {record} in flight");
+                        seen.lock().expect("seen").entry(record.clone()).or_default().push(message["payload"]["v"].as_i64().expect("v"));
+                        in_flight.lock().expect("set").remove(&record);
+                        assert_eq!(reader.answer(message["id"].as_str().expect("id"), json!({"success": true})).0, 200);
+                    }
+                })
+            })
+            .collect();
+        for fetcher in fetchers {
+            fetcher.join().expect("a fetcher");
+        }
+        // A fetcher may see 204 while another holds the last change of a
+        // record; drain what is left.
+        while let Some(message) = reader.next() {
+            let record = message["record_id"].as_str().expect("record").to_string();
+            seen.lock().expect("seen").entry(record).or_default().push(message["payload"]["v"].as_i64().expect("v"));
+            assert_eq!(reader.answer(message["id"].as_str().expect("id"), json!({"success": true})).0, 200);
+        }
+        let seen = seen.lock().expect("seen");
+        for record in &records {
+            assert_eq!(seen[record], (0..VERSIONS).collect::<Vec<_>>(), "{backend:?}: {record}'s changes in order, each once");
+        }
+    }
+}
