@@ -197,13 +197,22 @@ impl<C: LogConnection, O: Owner + FromStr + Serialize + DeserializeOwned> Shared
     /// `GET /admin/networks/{id}/messages?state=&after=&limit=`: the
     /// network's messages in order (after position `after`, at most
     /// `limit`), each with its state changes (time and note), and the
-    /// position to ask for the next page from.
-    pub fn history(&self, conn: &mut C, network_id: &str, state: Option<&str>, after: i64, limit: i64) -> Result<Value, HubError> {
+    /// position to ask for the next page from; `kept_since` says how far
+    /// back it reaches: a message answered before it may have been pruned.
+    pub fn history(
+        &self,
+        conn: &mut C,
+        network_id: &str,
+        state: Option<&str>,
+        after: i64,
+        limit: i64,
+        kept_since: i64,
+    ) -> Result<Value, HubError> {
         self.network(conn, network_id)?;
         let state = match state {
             None => None,
             Some(name) => Some(State::parse(name).ok_or_else(|| {
-                HubError::bad_request("`state` is pending, processing, acknowledged or failed")
+                HubError::bad_request("`state` is pending, processing, acknowledged, failed or superseded")
             })?),
         };
         let messages = sql::messages(conn, network_id, state, after, limit.clamp(1, 1000))?;
@@ -218,7 +227,7 @@ impl<C: LogConnection, O: Owner + FromStr + Serialize + DeserializeOwned> Shared
                 json
             })
             .collect();
-        Ok(json!({"messages": list, "next": next}))
+        Ok(json!({"messages": list, "next": next, "kept_since": crate::model::iso8601(kept_since)}))
     }
 
     /// One message of a network, with its state changes.

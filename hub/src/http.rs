@@ -4,7 +4,7 @@
 //! token). Every answer is JSON.
 
 use crate::model::{NetworkRow, NodeRow};
-use crate::{migrations, now_ms, token_hash, Answer, Change, HubError, Shared};
+use crate::{migrations, token_hash, Answer, Change, HubError, Shared};
 use mobync::db::LogConnection;
 use mobync::endpoint::{bearer, same_secret};
 use mobync::fairing::{read_body, with_connection, Running, RETRY_AFTER_SECONDS};
@@ -37,12 +37,45 @@ pub struct HubConfig {
     pub body_limit: u64,
     /// Run the hub's migrations at ignition. Default `true`.
     pub migrate: bool,
+    /// Seconds a node's `Idempotency-Key` is remembered: a send with the
+    /// same key within them is answered as the first one. Default 86,400
+    /// (a day).
+    pub idempotency_window: f64,
+    /// Records per transaction of a node's re-sync. Default 500.
+    pub resync_piece: i64,
+    /// Seconds an answered message (acknowledged, failed, superseded) and
+    /// its history are kept before they are pruned. Default 2,592,000
+    /// (30 days).
+    pub retention: f64,
+    /// Seconds between pruning rounds (which also set the gauges of
+    /// messages waiting). Default 600.
+    pub prune_every: f64,
+    /// Messages per transaction of a pruning round. Default 1,000.
+    pub prune_piece: i64,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { lease: 300.0, body_limit: 1 << 20, migrate: true }
+        HubConfig {
+            lease: 300.0,
+            body_limit: 1 << 20,
+            migrate: true,
+            idempotency_window: 86_400.0,
+            resync_piece: 500,
+            retention: 2_592_000.0,
+            prune_every: 600.0,
+            prune_piece: 1_000,
+        }
     }
+}
+
+/// The hub's time spans (ms) and sizes, per call.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    lease: i64,
+    idempotency: i64,
+    piece: i64,
+    retention: i64,
 }
 
 /// An answer: a status and a JSON body (none for 204).
@@ -158,13 +191,18 @@ where
             raw,
             body: Value::Null,
         };
-        let (hub, lease) = (self.clone(), (config.lease * 1000.0) as i64);
+        let (hub, lease, window) = (self.clone(), (config.lease * 1000.0) as i64, (config.idempotency_window * 1000.0) as i64);
+        let (piece, retention) = (config.resync_piece, (config.retention * 1000.0) as i64);
         let running2 = running.clone();
-        with_connection(running.connections(), move |conn| hub.route(&running2, conn, call, lease, now_ms())).await?
+        with_connection(running.connections(), move |conn| {
+            let now = hub.inner.shared.now();
+            hub.route(&running2, conn, call, Limits { lease, idempotency: window, piece, retention }, now)
+        })
+        .await?
     }
 
     /// Dispatches a call, on a connection.
-    fn route(&self, running: &Running<C, O>, conn: &mut C, mut call: Call, lease: i64, now: i64) -> Result<Reply, HubError> {
+    fn route(&self, running: &Running<C, O>, conn: &mut C, mut call: Call, windows: Limits, now: i64) -> Result<Reply, HubError> {
         let owned = std::mem::take(&mut call.segments);
         let segments: Vec<&str> = owned.iter().map(String::as_str).collect();
         match segments.first() {
@@ -174,14 +212,14 @@ where
                     _ => return Err(HubError::unauthenticated("the admin API takes `Authorization: Bearer <admin token>`")),
                 }
                 call.decode()?;
-                self.admin(running, conn, &call, &segments[1..], now)
+                self.admin(running, conn, &call, &segments[1..], windows, now)
             }
-            Some(&"messages") => self.messaging(running, conn, &mut call, &segments[1..], lease, now),
+            Some(&"messages") => self.messaging(running, conn, &mut call, &segments[1..], windows, now),
             _ => Err(HubError::not_found("no such route")),
         }
     }
 
-    fn admin(&self, running: &Running<C, O>, conn: &mut C, call: &Call, path: &[&str], now: i64) -> Result<Reply, HubError> {
+    fn admin(&self, running: &Running<C, O>, conn: &mut C, call: &Call, path: &[&str], limits: Limits, now: i64) -> Result<Reply, HubError> {
         let hub = &*self.inner.shared;
         let engine = running.engine();
         let ok = |value: Value| Ok(Reply(Status::Ok, Some(value)));
@@ -203,7 +241,7 @@ where
             (Method::Post, ["networks", id, "nodes", node, "sync"]) => {
                 let network = hub.network(conn, id)?;
                 let node = hub.node(conn, &network, node)?;
-                let queued = hub.resync(engine, conn, &network, &node, now)?;
+                let queued = hub.resync(engine, conn, &network, &node, limits.piece, now)?;
                 ok(serde_json::json!({"queued": queued}))
             }
             (Method::Post, ["networks", id, "nodes", node, "token"]) => {
@@ -218,7 +256,8 @@ where
                 let number = |key: &str, default: i64| -> Result<i64, HubError> {
                     call.query(key).map_or(Ok(default), |v| v.parse().map_err(|_| HubError::bad_request(format!("`{key}` is a number"))))
                 };
-                ok(hub.history(conn, id, call.query("state"), number("after", 0)?, number("limit", 100)?)?)
+                let kept_since = now - limits.retention;
+                ok(hub.history(conn, id, call.query("state"), number("after", 0)?, number("limit", 100)?, kept_since)?)
             }
             (Method::Get, ["networks", id, "messages", message]) => ok(hub.message(conn, id, message)?),
             (_, ["networks"] | ["networks", _] | ["networks", _, "nodes"] | ["networks", _, "nodes", _])
@@ -230,24 +269,26 @@ where
     }
 
     /// The caller of the messaging API: its network and node from the
-    /// headers (400 without them, 404 if unknown), its token (401).
+    /// headers (400 without them). The token is checked first: a token of
+    /// no node is 401 whatever the headers name; a node's token with
+    /// headers naming no network or node is 404; naming another node, 401.
     fn caller(&self, conn: &mut C, call: &Call) -> Result<(NetworkRow, NodeRow), HubError> {
         let network_id = call.header("X-Sync-Network-Id").ok_or_else(|| HubError::bad_request("the X-Sync-Network-Id header is required"))?;
         let node_id = call.header("X-Sync-Node-Id").ok_or_else(|| HubError::bad_request("the X-Sync-Node-Id header is required"))?;
+        let refused = || HubError::unauthenticated("the messaging API takes `Authorization: Bearer <the node's token>`");
+        let token = call.bearer().ok_or_else(refused)?;
+        let holder = crate::sql::node_by_token(conn, &token_hash(token))?.ok_or_else(refused)?;
         let hub = &*self.inner.shared;
         let network = hub.network(conn, network_id)?;
         let node = hub.node(conn, &network, node_id)?;
-        let accepted = match (call.bearer(), &node.token_hash) {
-            (Some(token), Some(hash)) => same_secret(&token_hash(token), hash),
-            _ => false,
-        };
+        let accepted = node.token_hash.as_deref().is_some_and(|hash| same_secret(&token_hash(token), hash)) && holder.id == node.id;
         if !accepted {
-            return Err(HubError::unauthenticated("the messaging API takes `Authorization: Bearer <the node's token>`"));
+            return Err(refused());
         }
         Ok((network, node))
     }
 
-    fn messaging(&self, running: &Running<C, O>, conn: &mut C, call: &mut Call, path: &[&str], lease: i64, now: i64) -> Result<Reply, HubError> {
+    fn messaging(&self, running: &Running<C, O>, conn: &mut C, call: &mut Call, path: &[&str], windows: Limits, now: i64) -> Result<Reply, HubError> {
         let allowed = matches!(
             (call.method, path),
             (Method::Post, []) | (Method::Get, ["pending"]) | (Method::Post, ["next"]) | (Method::Patch, [_])
@@ -267,10 +308,11 @@ where
         match (call.method, path) {
             (Method::Post, []) => {
                 let send = Change::parse(&call.body)?;
-                Ok(Reply(Status::Created, Some(hub.send(engine, conn, &network, &node, send, now)?)))
+                let key = call.header("Idempotency-Key").map(|key| (key, windows.idempotency));
+                Ok(Reply(Status::Created, Some(hub.send_once(engine, conn, &network, &node, send, key, now)?)))
             }
             (Method::Get, ["pending"]) => Ok(Reply(Status::Ok, Some(Value::from(hub.pending(conn, &node, now)?)))),
-            (Method::Post, ["next"]) => match hub.next(engine, conn, &node, lease, now)? {
+            (Method::Post, ["next"]) => match hub.next(engine, conn, &node, windows.lease, now)? {
                 Some(message) => Ok(Reply(Status::Ok, Some(message))),
                 None => Ok(Reply(Status::NoContent, None)),
             },
@@ -280,6 +322,25 @@ where
             }
             _ => Err(HubError::not_found("no such route")),
         }
+    }
+}
+
+impl<C: LogConnection, O> HubFairing<C, O>
+where
+    O: Owner + FromStr + Serialize + DeserializeOwned,
+{
+    /// One pruning round at time `now` (ms since the epoch), with the
+    /// configured retention, `Idempotency-Key` window and piece size: what
+    /// the background task runs every `prune_every` seconds, for a test to
+    /// run at a time of its own. It also sets the gauges of messages
+    /// waiting per state.
+    pub async fn prune(&self, now: i64) -> Result<crate::Pruned, HubError> {
+        let running = self.inner.sync.running().ok_or_else(|| HubError::internal("the sync fairing is not ignited"))?;
+        let config = self.inner.config.get().cloned().unwrap_or_default();
+        let (retention, window) = ((config.retention * 1000.0) as i64, (config.idempotency_window * 1000.0) as i64);
+        let (hub, engine_of) = (self.inner.shared.clone(), running.clone());
+        with_connection(running.connections(), move |conn| hub.prune(engine_of.engine(), conn, now, retention, window, config.prune_piece))
+            .await?
     }
 }
 
@@ -299,7 +360,29 @@ where
     O: Owner + FromStr + Serialize + DeserializeOwned,
 {
     fn info(&self) -> Info {
-        Info { name: "mobync hub", kind: Kind::Ignite }
+        Info { name: "mobync hub", kind: Kind::Ignite | Kind::Liftoff }
+    }
+
+    /// Starts the background pruning, every `prune_every` seconds until
+    /// shutdown.
+    async fn on_liftoff(&self, rocket: &Rocket<rocket::Orbit>) {
+        let every = self.inner.config.get().map_or(600.0, |c| c.prune_every);
+        if every <= 0.0 {
+            return;
+        }
+        let (hub, shutdown) = (self.clone(), rocket.shutdown());
+        rocket::tokio::spawn(async move {
+            let mut shutdown = std::pin::pin!(shutdown);
+            loop {
+                rocket::tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = rocket::tokio::time::sleep(Duration::from_secs_f64(every)) => {}
+                }
+                if let Err(err) = hub.prune(hub.inner.shared.now()).await {
+                    tracing::warn!("mobync hub: pruning failed: {err}");
+                }
+            }
+        });
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> rocket::fairing::Result {

@@ -35,6 +35,7 @@ mod admin;
 mod error;
 mod http;
 mod messages;
+mod prune;
 pub mod model;
 mod records;
 mod schema;
@@ -42,10 +43,11 @@ mod sql;
 
 pub use error::HubError;
 pub use http::{HubConfig, HubFairing};
+pub use prune::Pruned;
 pub use messages::{Answer, Change};
-pub use records::{apply, merge_patch};
+pub use records::{apply, merge_patch, to_fields, to_record};
 
-use mobync::db::migrations::{MobyncMigrations, Step};
+use mobync::db::migrations::{self as mig, MobyncMigrations};
 use mobync::db::LogConnection;
 use mobync::{Models, Owner, SyncFairing};
 use sha2::{Digest, Sha256};
@@ -63,6 +65,34 @@ pub struct Shared<C, O> {
     /// The app's own models' names: never a network's model.
     typed: std::sync::OnceLock<Vec<String>>,
     schemas: schema::Schemas,
+    /// A test's hook, called at named steps (see [`Hub::on_step`]).
+    hook: std::sync::OnceLock<Hook>,
+    /// The clock, if not the system's (see [`Hub::with_clock`]).
+    clock: std::sync::OnceLock<Clock>,
+}
+
+/// What [`Hub::with_clock`] reads the time from.
+type Clock = Box<dyn Fn() -> i64 + Send + Sync>;
+
+/// What [`Hub::on_step`] calls.
+type Hook = Box<dyn Fn(Step) + Send + Sync>;
+
+/// A step of the hub's work at which a test's hook is called (see
+/// [`Hub::on_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// A node's send has read its record and merged its patch, and has
+    /// not written yet (it holds the owner's lock).
+    SendRead,
+    /// A node's answer to a message has locked the message and read its
+    /// state, and has not written yet.
+    AnswerLocked,
+    /// A re-sync piece has read its records (it holds the owner's lock)
+    /// and has not written their messages yet.
+    ResyncRead,
+    /// A re-sync has committed a piece of records, and holds no lock.
+    ResyncPiece,
 }
 
 /// The hub: install its models into the app's [`Models`], then attach its
@@ -81,7 +111,13 @@ impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::
     /// A hub whose networks created without an `owner` get a new one from
     /// `new_owner` (run in the transaction that creates the network).
     pub fn new(new_owner: impl Fn(&mut C) -> Result<O, String> + Send + Sync + 'static) -> Self {
-        let shared = Shared { new_owner: Box::new(new_owner), typed: Default::default(), schemas: schema::Schemas::default() };
+        let shared = Shared {
+            new_owner: Box::new(new_owner),
+            typed: Default::default(),
+            schemas: schema::Schemas::default(),
+            hook: Default::default(),
+            clock: Default::default(),
+        };
         Hub { shared: Arc::new(shared) }
     }
 
@@ -98,6 +134,46 @@ impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::
         models.with_dynamic(records::Records { shared: self.shared.clone() })
     }
 
+    /// Calls `hook` at each [`Step`] of the hub's work, on the thread doing
+    /// it, inside its transaction: how a test holds a request at a chosen
+    /// point (e.g. a node's send between its read and its write) while
+    /// another one runs. Set once, before serving.
+    ///
+    /// ```
+    /// # use mobync::db::DbConnection;
+    /// let hub = mobync_hub::Hub::<DbConnection, String>::new(|_| Ok("owner".into()));
+    /// hub.on_step(|step| tracing::debug!("hub step {step:?}"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If a hook was set already.
+    pub fn on_step(&self, hook: impl Fn(Step) + Send + Sync + 'static) {
+        assert!(self.shared.hook.set(Box::new(hook)).is_ok(), "one hook per hub");
+    }
+
+    /// Reads the time (ms since the epoch) from `clock` instead of the
+    /// system's: leases, message times and retention are measured on it,
+    /// so a test moves time on instead of sleeping. Set once, before
+    /// serving.
+    ///
+    /// ```
+    /// # use mobync::db::DbConnection;
+    /// use std::sync::{atomic::{AtomicI64, Ordering}, Arc};
+    /// let time = Arc::new(AtomicI64::new(1_000));
+    /// let hub = mobync_hub::Hub::<DbConnection, String>::new(|_| Ok("owner".into()));
+    /// let clock = time.clone();
+    /// hub.with_clock(move || clock.load(Ordering::SeqCst));
+    /// time.fetch_add(300_000, Ordering::SeqCst); // five minutes later
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If a clock was set already.
+    pub fn with_clock(&self, clock: impl Fn() -> i64 + Send + Sync + 'static) {
+        assert!(self.shared.clock.set(Box::new(clock)).is_ok(), "one clock per hub");
+    }
+
     /// The fairing that serves the admin and messaging APIs on the engine
     /// and connections of `sync`; `admin_token` opens `/admin`.
     pub fn fairing(&self, sync: SyncFairing<C, O>, admin_token: impl Into<String>) -> HubFairing<C, O> {
@@ -108,32 +184,60 @@ impl<C: LogConnection, O: Owner + std::str::FromStr + serde::Serialize + serde::
 /// The hub's migrations for `conn`'s dialect.
 pub fn migrations(dialect: mobync::db::Dialect) -> MobyncMigrations {
     use mobync::db::Dialect;
-    let (up, down) = match dialect {
-        Dialect::Sqlite => (
-            include_str!("../migrations/sqlite/00000000000101_mobync_hub/up.sql"),
-            include_str!("../migrations/sqlite/00000000000101_mobync_hub/down.sql"),
-        ),
-        Dialect::Postgres => (
-            include_str!("../migrations/postgres/00000000000101_mobync_hub/up.sql"),
-            include_str!("../migrations/postgres/00000000000101_mobync_hub/down.sql"),
-        ),
-        Dialect::Mysql => (
-            include_str!("../migrations/mysql/00000000000101_mobync_hub/up.sql"),
-            include_str!("../migrations/mysql/00000000000101_mobync_hub/down.sql"),
-        ),
-    };
-    MobyncMigrations::from_steps(vec![Step {
-        version: "00000000000101",
-        name: "00000000000101_mobync_hub",
-        up: up.to_owned(),
-        down: down.to_owned(),
-    }])
+    macro_rules! step {
+        ($version:literal, $name:literal) => {{
+            let (up, down) = match dialect {
+                Dialect::Sqlite => (
+                    include_str!(concat!("../migrations/sqlite/", $name, "/up.sql")),
+                    include_str!(concat!("../migrations/sqlite/", $name, "/down.sql")),
+                ),
+                Dialect::Postgres => (
+                    include_str!(concat!("../migrations/postgres/", $name, "/up.sql")),
+                    include_str!(concat!("../migrations/postgres/", $name, "/down.sql")),
+                ),
+                Dialect::Mysql => (
+                    include_str!(concat!("../migrations/mysql/", $name, "/up.sql")),
+                    include_str!(concat!("../migrations/mysql/", $name, "/down.sql")),
+                ),
+            };
+            mig::Step { version: $version, name: $name, up: up.to_owned(), down: down.to_owned() }
+        }};
+    }
+    MobyncMigrations::from_steps(vec![
+        step!("00000000000101", "00000000000101_mobync_hub"),
+        step!("00000000000102", "00000000000102_hub_record_order"),
+        step!("00000000000103", "00000000000103_hub_idempotency"),
+        step!("00000000000104", "00000000000104_hub_node_tokens"),
+        step!("00000000000105", "00000000000105_hub_prune"),
+    ])
 }
 
 impl<C, O> Shared<C, O> {
+    /// Calls the test's hook, if any, at `step`.
+    fn step(&self, step: Step) {
+        if let Some(hook) = self.hook.get() {
+            hook(step);
+        }
+    }
+
+    /// The time, ms since the epoch: the hub's clock.
+    fn now(&self) -> i64 {
+        self.clock.get().map_or_else(now_ms, |clock| clock())
+    }
+
     /// Whether `model` is one of the app's own models.
     fn is_typed(&self, model: &str) -> bool {
         self.typed.get().is_some_and(|names| names.iter().any(|n| n == model))
+    }
+}
+
+/// Between two pieces of a long job (a re-sync, a pruning round): on
+/// SQLite, whose writers of this process take turns on a mutex that is not
+/// fair (the job would take it again at once), a millisecond for a waiting
+/// writer (a sync, a send) to go first. Elsewhere, row locks queue fairly.
+fn let_writers_in<C: LogConnection>(conn: &C) {
+    if conn.dialect() == mobync::db::Dialect::Sqlite {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

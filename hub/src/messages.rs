@@ -4,7 +4,8 @@
 //! can be tested with a clock of the test's own.
 
 use crate::model::{Method, MessageRow, NetworkRow, NodeRow, State};
-use crate::{new_id, sql, Engine, HubError, Shared};
+use crate::{new_id, sql, Engine, HubError, Shared, Step};
+use mobync::Store;
 use mobync::db::LogConnection;
 use mobync::{Diff, JsonObject, OperationType, Owner};
 use serde_json::{Map, Value};
@@ -63,15 +64,56 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
     /// that reads the network, and answered as the sent message,
     /// acknowledged. One transaction.
     pub fn send(&self, engine: &Engine<C, O>, conn: &mut C, network: &NetworkRow, node: &NodeRow, send: Change, now: i64) -> Result<Value, HubError> {
-        engine.store().transaction(conn, |conn| self.send_in(engine, conn, network, node, send, now))
+        self.send_once(engine, conn, network, node, send, None, now)
+    }
+
+    /// [`send`](Shared::send) with the node's `Idempotency-Key`, if it gave
+    /// one: a send with a key the node used within `idempotency` (`(key,
+    /// window in ms)`) before is answered with the first send's message
+    /// again and changes nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_once(
+        &self,
+        engine: &Engine<C, O>,
+        conn: &mut C,
+        network: &NetworkRow,
+        node: &NodeRow,
+        send: Change,
+        idempotency: Option<(&str, i64)>,
+        now: i64,
+    ) -> Result<Value, HubError> {
+        if let Some((key, _)) = idempotency {
+            if key.is_empty() || key.len() > 255 {
+                return Err(HubError::bad_request("`Idempotency-Key` must be 1 to 255 bytes"));
+            }
+        }
+        engine.store().transaction(conn, |conn| {
+            // The owner's lock first: the record is read and the patch
+            // merged under it, so no change of the owner (a phone's sync,
+            // another node's send) commits between this read and this
+            // write; two sends with one key take turns on it too.
+            engine.store().lock_clock(conn, &network.owner)?;
+            if let Some((key, window)) = idempotency {
+                if let Some(id) = sql::idempotent(conn, &node.id, key, now - window)? {
+                    match sql::message(conn, &id)? {
+                        Some(first) => return Ok(first.json(None)),
+                        // Pruned (a retention shorter than the window):
+                        // the key is forgotten with it.
+                        None => sql::forget_key(conn, &node.id, key)?,
+                    }
+                }
+            }
+            let answer = self.send_in(engine, conn, network, node, send, now)?;
+            if let (Some((key, _)), Some(id)) = (idempotency, answer["id"].as_str()) {
+                sql::remember_idempotent(conn, &node.id, key, id, now)?;
+            }
+            Ok(answer)
+        })
     }
 
     fn send_in(&self, engine: &Engine<C, O>, conn: &mut C, network: &NetworkRow, node: &NodeRow, send: Change, now: i64) -> Result<Value, HubError> {
         if matches!(send.method, Method::Create | Method::Update) && send.payload.is_none() {
             return Err(HubError::bad_request(format!("a {} needs a `payload`", send.method.as_str())));
-        }
-        if send.payload.as_ref().is_some_and(|p| p.contains_key("id")) {
-            return Err(HubError::bad_request("a payload has no `id`: records are named by `record_id` or `remote_id`"));
         }
         // The record: a new one, or the one named.
         let (record_id, before) = match send.method {
@@ -110,7 +152,11 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
             Some(row) => Some(row.fields().ok_or_else(|| HubError::bad_request("a change to a deleted record"))?),
             None => None,
         };
-        let diff = self.diff(network, &record_id, send.method, current, send.payload.as_ref(), now)?;
+        // The payload is the record's properties; the row's fields hold its
+        // own `id` renamed (see `to_record`).
+        let patch = send.payload.as_ref().map(crate::to_fields);
+        let diff = self.diff(network, &record_id, send.method, current, patch.as_ref(), now)?;
+        self.step(Step::SendRead);
         let sent = MessageRow {
             seq: 0,
             id: diff.id.clone(),
@@ -172,11 +218,15 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
 
     /// The node's next message, in the order the changes were accepted
     /// (pending, or fetched before and not answered within its lease),
-    /// leased to this fetch until `now + lease_ms`. `None` when nothing
-    /// waits. One transaction; another process's fetcher never gets the same
-    /// message while the lease runs.
+    /// leased to this fetch until `now + lease_ms`; a message waits while
+    /// an earlier one of its record is unanswered by the node, so a
+    /// record's changes reach it in order, one at a time (other records'
+    /// go on meanwhile). `None` when nothing may go now. One transaction,
+    /// under the node's lock: another fetcher of the node, in this process
+    /// or another, never gets the same message while the lease runs.
     pub fn next(&self, engine: &Engine<C, O>, conn: &mut C, node: &NodeRow, lease_ms: i64, now: i64) -> Result<Option<Value>, HubError> {
         engine.store().transaction(conn, |conn| {
+            sql::lock_node(conn, &node.id)?;
             let Some(message) = sql::next_message(conn, &node.id, now)? else { return Ok(None) };
             let note = if message.state == State::Processing.as_str() { "delivered again: its lease ran out" } else { "" };
             sql::set_state(conn, &message.id, State::Processing, Some(now + lease_ms), now, note)?;
@@ -194,7 +244,8 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
     /// The node's answer to a message it fetched: acknowledged (mapping the
     /// record to its `remote_id` if given) or failed with a reason. Doing
     /// it twice is harmless; a message never fetched, or answered the other
-    /// way, is 409. One transaction.
+    /// way, is 409. One transaction, under the message's row lock: of an
+    /// acknowledgement and a failure racing, one wins and the other is 409.
     pub fn answer(
         &self,
         engine: &Engine<C, O>,
@@ -205,9 +256,10 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         now: i64,
     ) -> Result<Value, HubError> {
         engine.store().transaction(conn, |conn| {
-            let message = sql::message(conn, message_id)?
+            let message = sql::message_locked(conn, message_id)?
                 .filter(|m| m.destination_id.as_deref() == Some(node.id.as_str()))
                 .ok_or_else(|| HubError::not_found(format!("no message {message_id:?} for this node")))?;
+            self.step(Step::AnswerLocked);
             let state = State::parse(&message.state).ok_or_else(|| HubError::internal(format!("message state {:?}", message.state)))?;
             let (wanted, note) = match &answer {
                 Answer::Acknowledged { .. } => (State::Acknowledged, ""),
@@ -215,6 +267,9 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
             };
             match (state, wanted) {
                 (State::Pending, _) => return Err(HubError::conflict("the message was not fetched")),
+                (State::Superseded, _) => {
+                    return Err(HubError::conflict("the message was superseded by a re-sync: every record was sent again after it"))
+                }
                 (State::Acknowledged, State::Failed) => return Err(HubError::conflict("the message was acknowledged already")),
                 (State::Failed, State::Acknowledged) => return Err(HubError::conflict("the message failed already")),
                 _ => {}
@@ -232,19 +287,45 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
     }
 
     /// Sends the node every live record of its network again, as creates
-    /// with its `remote_id`s, after what already waits for it. One
-    /// transaction; progress is logged. Returns how many.
-    pub fn resync(&self, engine: &Engine<C, O>, conn: &mut C, network: &NetworkRow, node: &NodeRow, now: i64) -> Result<usize, HubError> {
-        const BATCH: i64 = 500;
-        engine.store().transaction(conn, |conn| {
-            let (mut after, mut queued) = (0, 0usize);
-            loop {
-                let records = sql::live_records(conn, &network.owner, &network.model, after, BATCH)?;
-                let Some((last, _)) = records.last() else { break };
-                after = *last;
+    /// with its `remote_id`s; what the node holds unanswered is superseded
+    /// (never delivered again; an answer to it is 409). Returns how many.
+    ///
+    /// In pieces of at most `piece` records, each a short transaction under
+    /// the owner's lock (other syncs of the owner go on between them; on
+    /// SQLite, other writers): each piece reads its records as they are
+    /// then, and any later change of one is queued after its create, so an
+    /// older copy never reaches the node after a newer one. The records it
+    /// covers are those there when it starts (under the lock); one made
+    /// meanwhile reaches the node as its own create. Progress is logged.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resync(
+        &self,
+        engine: &Engine<C, O>,
+        conn: &mut C,
+        network: &NetworkRow,
+        node: &NodeRow,
+        piece: i64,
+        now: i64,
+    ) -> Result<usize, HubError> {
+        let store = engine.store();
+        let last = store.transaction(conn, |conn| {
+            store.lock_clock(conn, &network.owner)?;
+            let superseded = sql::supersede(conn, &node.id, now)?;
+            if superseded > 0 {
+                tracing::info!("mobync hub: re-sync of node {}: {superseded} unanswered messages superseded", node.id);
+            }
+            sql::last_record(conn, &network.owner, &network.model)
+        })?;
+        let (mut after, mut queued) = (0, 0usize);
+        loop {
+            let (reached, count) = store.transaction(conn, |conn| {
+                store.lock_clock(conn, &network.owner)?;
+                let records = sql::live_records(conn, &network.owner, &network.model, after, last, piece.max(1))?;
+                self.step(Step::ResyncRead);
+                let mut messages = Vec::with_capacity(records.len());
                 for (_, record) in &records {
-                    let fields = Value::Object(record.fields().unwrap_or_default());
-                    let message = MessageRow {
+                    let fields = Value::Object(crate::to_record(&record.fields().unwrap_or_default()));
+                    messages.push(MessageRow {
                         seq: 0,
                         id: new_id(),
                         network_id: network.id.clone(),
@@ -258,15 +339,19 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
                         state: State::Pending.as_str().to_owned(),
                         created_at: now,
                         lease_until: None,
-                    };
-                    sql::insert_message(conn, &message)?;
-                    sql::record_change(conn, &message.id, State::Pending, now, "re-sync")?;
+                    });
                 }
-                queued += records.len();
-                tracing::info!("mobync hub: re-sync of node {} of network {}: {queued} records queued", node.id, network.id);
-            }
-            Ok(queued)
-        })
+                sql::insert_messages(conn, &messages, State::Pending, now, "re-sync")?;
+                Ok::<_, HubError>((records.last().map(|(seq, _)| *seq), records.len()))
+            })?;
+            let Some(reached) = reached else { break };
+            after = reached;
+            queued += count;
+            tracing::info!("mobync hub: re-sync of node {} of network {}: {queued} records queued", node.id, network.id);
+            self.step(Step::ResyncPiece);
+            crate::let_writers_in(conn);
+        }
+        Ok(queued)
     }
 }
 

@@ -134,6 +134,10 @@ pub enum State {
     Acknowledged,
     /// The node could not apply it (its reason is in the history).
     Failed,
+    /// Still unanswered when the node was re-synced: every record was sent
+    /// again after it, so it is never delivered again, and an answer to it
+    /// is 409.
+    Superseded,
 }
 
 impl State {
@@ -144,6 +148,7 @@ impl State {
             State::Processing => "processing",
             State::Acknowledged => "acknowledged",
             State::Failed => "failed",
+            State::Superseded => "superseded",
         }
     }
 
@@ -154,6 +159,7 @@ impl State {
             "processing" => Some(State::Processing),
             "acknowledged" => Some(State::Acknowledged),
             "failed" => Some(State::Failed),
+            "superseded" => Some(State::Superseded),
             _ => None,
         }
     }

@@ -5,7 +5,7 @@
 //! message for each other node that reads the network.
 
 use crate::model::{MessageRow, NetworkRow, State};
-use crate::{now_ms, sql, Shared};
+use crate::{sql, Shared};
 use mobync::db::LogConnection;
 use mobync::{Diff, DynamicModels, JsonObject, OperationType, Owner, SyncError};
 use serde_json::Value;
@@ -29,6 +29,34 @@ pub fn apply(before: Option<&JsonObject>, diff: &Diff) -> Option<JsonObject> {
         }
     }
     Some(fields)
+}
+
+/// Whether a record's property is renamed in its row: `id` names the row,
+/// so a record's own `id` is the row's field `_id`, its `_id` is `__id`,
+/// and so on.
+fn renamed(name: &str) -> bool {
+    name.trim_start_matches('_') == "id"
+}
+
+/// A record's properties as its row's fields (see [`to_record`]).
+///
+/// ```
+/// use serde_json::json;
+/// let record = json!({"id": "A-1", "_id": 2, "name": "Ada"}).as_object().unwrap().clone();
+/// let fields = mobync_hub::to_fields(&record);
+/// assert_eq!(serde_json::Value::Object(fields.clone()), json!({"_id": "A-1", "__id": 2, "name": "Ada"}));
+/// assert_eq!(mobync_hub::to_record(&fields), record);
+/// ```
+pub fn to_fields(record: &JsonObject) -> JsonObject {
+    record.iter().map(|(k, v)| (if renamed(k) { format!("_{k}") } else { k.clone() }, v.clone())).collect()
+}
+
+/// A row's fields as the record's properties: what a node sends and gets.
+/// A record may hold an `id` property (its data, as in jim8786453/sync);
+/// the row keeps it as `_id` (any run of `_` before `id` gains one), since
+/// the row's `id` is the record's id (`record_id`).
+pub fn to_record(fields: &JsonObject) -> JsonObject {
+    fields.iter().map(|(k, v)| (if renamed(k) && k.starts_with('_') { k[1..].to_owned() } else { k.clone() }, v.clone())).collect()
 }
 
 /// The network of `owner`'s `model`, looked up once per sync (`found`).
@@ -104,7 +132,7 @@ impl<C: LogConnection, O: Owner> DynamicModels<C, O> for Records<C, O> {
             }
             let after = apply(before.as_ref(), diff);
             if let Some(fields) = &after {
-                let record = Value::Object(fields.clone());
+                let record = Value::Object(to_record(fields));
                 self.shared.schemas.check(&network.id, &network.json_schema, &record).map_err(|why| fault(SyncError::forbidden(why)))?;
             }
             rows.insert(row, after);
@@ -129,7 +157,7 @@ impl<C: LogConnection, O: Owner> DynamicModels<C, O> for Records<C, O> {
                     if !sql::insert_record(conn, model, id, &key, &text).map_err(to_sync)? {
                         return Err(fault(SyncError::invalid_diff(format!("a {model} with id {id:?} already exists"))));
                     }
-                    fields
+                    to_record(&fields)
                 }
                 OperationType::Update => {
                     let before = Self::live(conn, &key, model, id)?.ok_or_else(|| fault(no_record(diff)))?;
@@ -140,9 +168,14 @@ impl<C: LogConnection, O: Owner> DynamicModels<C, O> for Records<C, O> {
                     }
                     let patch = merge_patch(&before, &after);
                     if patch.is_empty() {
-                        continue; // the record is as it was: nothing to tell
+                        // The record is as it was: a phone's change is
+                        // nothing to tell; a node's is told (as in
+                        // jim8786453/sync, every update a node sends
+                        // reaches the others), as the empty patch.
+                        deliver(conn, &key, diff, &JsonObject::new(), &mut networks, self.shared.now(), true)?;
+                        continue;
                     }
-                    patch
+                    to_record(&patch)
                 }
                 OperationType::Delete => {
                     if !sql::write_record(conn, model, id, &key, None).map_err(to_sync)? {
@@ -151,7 +184,7 @@ impl<C: LogConnection, O: Owner> DynamicModels<C, O> for Records<C, O> {
                     JsonObject::new()
                 }
             };
-            deliver(conn, &key, diff, &payload, &mut networks)?;
+            deliver(conn, &key, diff, &payload, &mut networks, self.shared.now(), false)?;
         }
         Ok(())
     }
@@ -195,21 +228,26 @@ pub fn merge_patch(before: &JsonObject, after: &JsonObject) -> JsonObject {
 
 /// Queues what a node is sent for an applied change of a record (`payload`:
 /// a create's record, an update's merge patch, `{}` for a delete) for each
-/// node that reads its network, except the node the change came from.
+/// node that reads its network, except the node the change came from;
+/// nothing if `only_a_nodes` and the change is not a node's.
 fn deliver<C: LogConnection>(
     conn: &mut C,
     owner: &str,
     diff: &Diff,
     payload: &JsonObject,
     networks: &mut HashMap<String, Option<NetworkRow>>,
+    now: i64,
+    only_a_nodes: bool,
 ) -> Result<(), SyncError> {
     let Some(network) = network_of(conn, owner, &diff.model, networks)? else { return Ok(()) };
     // A node's own change: its message is in already (the diff has its
     // id), and the node is not sent it back.
     let origin = sql::message(conn, &diff.id).map_err(to_sync)?.filter(|m| m.destination_id.is_none());
+    if only_a_nodes && origin.is_none() {
+        return Ok(());
+    }
     let origin_node = origin.as_ref().and_then(|m| m.origin_id.clone());
     let payload = serde_json::to_string(payload).map_err(SyncError::internal)?;
-    let now = now_ms();
     for node in sql::nodes(conn, &network.id).map_err(to_sync)? {
         if !node.can_read || Some(&node.id) == origin_node.as_ref() {
             continue;

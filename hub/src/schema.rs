@@ -14,11 +14,19 @@ pub struct Schemas {
 }
 
 /// Compiles `schema`: an error says why it is not a valid JSON Schema.
+/// A schema without `$schema` is read as Draft 4, the draft of
+/// jim8786453/sync (its `"exclusiveMinimum": true` is valid there); a
+/// `$schema` naming another draft is honoured.
 pub fn compile(schema: &Value) -> Result<Validator, String> {
     if !schema.is_object() && !schema.is_boolean() {
         return Err("`schema` must be a JSON Schema (an object)".into());
     }
-    jsonschema::validator_for(schema).map_err(|err| format!("`schema` is not a valid JSON Schema: {err}"))
+    let compiled = if schema.get("$schema").is_some() {
+        jsonschema::validator_for(schema)
+    } else {
+        jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(schema)
+    };
+    compiled.map_err(|err| format!("`schema` is not a valid JSON Schema: {err}"))
 }
 
 impl Schemas {

@@ -93,6 +93,11 @@ pub fn node<C: LogConnection>(conn: &mut C, network_id: &str, id: &str) -> Resul
     first(conn, &format!("{NODE} WHERE network_id = ? AND id = ?"), &[Bind::Text(network_id), Bind::Text(id)])
 }
 
+/// The node whose token has the SHA-256 `hash` (hex), if any.
+pub fn node_by_token<C: LogConnection>(conn: &mut C, hash: &str) -> Result<Option<NodeRow>, HubError> {
+    first(conn, &format!("{NODE} WHERE token_hash = ?"), &[Bind::Text(hash)])
+}
+
 /// Stores a new node.
 pub fn insert_node<C: LogConnection>(conn: &mut C, node: &NodeRow, now: i64) -> Result<(), HubError> {
     let text = "INSERT INTO hub_nodes (id, network_id, name, can_create, can_read, can_update, can_delete, token_hash, \
@@ -160,13 +165,20 @@ pub fn write_record<C: LogConnection>(
     Ok(execute(conn, text, &binds)? == 1)
 }
 
-/// Up to `limit` live records of `owner`'s `model` after position `after`,
-/// in the order they were created: (position, record).
+/// The position of `owner`'s last record of `model` (0 if none).
+pub fn last_record<C: LogConnection>(conn: &mut C, owner: &str, model: &str) -> Result<i64, HubError> {
+    let text = "SELECT COALESCE(MAX(seq), 0) AS n FROM hub_records WHERE owner = ? AND model = ?";
+    Ok(first::<C, Count>(conn, text, &[Bind::Text(owner), Bind::Text(model)])?.map_or(0, |c| c.n))
+}
+
+/// Up to `limit` live records of `owner`'s `model` after position `after`
+/// and up to `last`, in the order they were created: (position, record).
 pub fn live_records<C: LogConnection>(
     conn: &mut C,
     owner: &str,
     model: &str,
     after: i64,
+    last: i64,
     limit: i64,
 ) -> Result<Vec<(i64, RecordRow)>, HubError> {
     use diesel::QueryableByName;
@@ -178,8 +190,9 @@ pub fn live_records<C: LogConnection>(
         record: RecordRow,
     }
     let text = "SELECT seq, id, owner, data, deleted FROM hub_records \
-                WHERE owner = ? AND model = ? AND deleted = ? AND seq > ? ORDER BY seq LIMIT ?";
-    let binds = [Bind::Text(owner), Bind::Text(model), Bind::Bool(false), Bind::BigInt(after), Bind::BigInt(limit)];
+                WHERE owner = ? AND model = ? AND deleted = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?";
+    let binds =
+        [Bind::Text(owner), Bind::Text(model), Bind::Bool(false), Bind::BigInt(after), Bind::BigInt(last), Bind::BigInt(limit)];
     Ok(load::<C, Positioned>(conn, text, &binds)?.into_iter().map(|p| (p.seq, p.record)).collect())
 }
 
@@ -229,6 +242,49 @@ pub fn insert_message<C: LogConnection>(conn: &mut C, m: &MessageRow) -> Result<
     execute(conn, text, &binds).map(|_| ())
 }
 
+/// Rows per multi-row INSERT: far below every backend's bind limit.
+const CHUNK: usize = 200;
+
+/// Stores new messages, with a first state change each (`state` at `now`,
+/// `note`), a few multi-row INSERTs in all.
+pub fn insert_messages<C: LogConnection>(conn: &mut C, messages: &[MessageRow], state: State, now: i64, note: &str) -> Result<(), HubError> {
+    for chunk in messages.chunks(CHUNK) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let text = format!(
+            "INSERT INTO hub_messages (id, network_id, origin_id, destination_id, parent_id, method, payload, \
+             record_id, remote_id, state, created_at, lease_until) VALUES {rows}"
+        );
+        let mut binds = Vec::with_capacity(chunk.len() * 12);
+        for m in chunk {
+            binds.extend([
+                Bind::Text(&m.id),
+                Bind::Text(&m.network_id),
+                Bind::OptText(m.origin_id.as_deref()),
+                Bind::OptText(m.destination_id.as_deref()),
+                Bind::OptText(m.parent_id.as_deref()),
+                Bind::Text(&m.method),
+                Bind::Text(&m.payload),
+                Bind::Text(&m.record_id),
+                Bind::OptText(m.remote_id.as_deref()),
+                Bind::Text(&m.state),
+                Bind::BigInt(m.created_at),
+                Bind::OptBigInt(m.lease_until),
+            ]);
+        }
+        execute(conn, &text, &binds)?;
+        let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+        let text = format!("INSERT INTO hub_changes (message_id, state, at, note) VALUES {rows}");
+        let mut binds = Vec::with_capacity(chunk.len() * 4);
+        for m in chunk {
+            binds.extend([Bind::Text(&m.id), Bind::Text(state.as_str()), Bind::BigInt(now), Bind::Text(note)]);
+        }
+        execute(conn, &text, &binds)?;
+    }
+    let (state, n) = (state.as_str(), messages.len() as u64);
+    mobync::db::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => state).increment(n));
+    Ok(())
+}
+
 /// The message `id`.
 pub fn message<C: LogConnection>(conn: &mut C, id: &str) -> Result<Option<MessageRow>, HubError> {
     first(conn, &format!("{MESSAGE} WHERE id = ?"), &[Bind::Text(id)])
@@ -238,13 +294,38 @@ pub fn message<C: LogConnection>(conn: &mut C, id: &str) -> Result<Option<Messag
 /// its lease.
 const DELIVERABLE: &str = "destination_id = ? AND (state = 'pending' OR (state = 'processing' AND lease_until < ?))";
 
+/// No earlier message of the same record is unanswered by the node: a
+/// record's changes go to a node one at a time, in order.
+const FIRST_OF_ITS_RECORD: &str = "NOT EXISTS (SELECT 1 FROM hub_messages earlier \
+                                   WHERE earlier.destination_id = hub_messages.destination_id \
+                                   AND earlier.record_id = hub_messages.record_id AND earlier.seq < hub_messages.seq \
+                                   AND earlier.state IN ('pending', 'processing'))";
+
 /// The node's next deliverable message, in the order the changes were
-/// accepted, locked for this transaction; another process's fetcher skips
-/// it (`SKIP LOCKED`; SQLite has one writer at a time).
+/// accepted, and only if no earlier message of its record is still
+/// unanswered (in flight under a lease, or waiting itself); locked for
+/// this transaction. Callers hold the node's lock ([`lock_node`]), so two
+/// fetchers of one node take turns.
 pub fn next_message<C: LogConnection>(conn: &mut C, node_id: &str, now: i64) -> Result<Option<MessageRow>, HubError> {
-    let lock = if conn.dialect() == Dialect::Sqlite { "" } else { " FOR UPDATE SKIP LOCKED" };
-    let text = format!("{MESSAGE} WHERE {DELIVERABLE} ORDER BY seq LIMIT 1{lock}");
+    let lock = if conn.dialect() == Dialect::Sqlite { "" } else { " FOR UPDATE" };
+    let text = format!("{MESSAGE} WHERE {DELIVERABLE} AND {FIRST_OF_ITS_RECORD} ORDER BY seq LIMIT 1{lock}");
     first(conn, &text, &[Bind::Text(node_id), Bind::BigInt(now)])
+}
+
+/// Locks the node's row until the transaction ends (SQLite: its one writer
+/// is lock enough).
+pub fn lock_node<C: LogConnection>(conn: &mut C, node_id: &str) -> Result<(), HubError> {
+    if conn.dialect() != Dialect::Sqlite {
+        load::<C, One>(conn, "SELECT id AS value FROM hub_nodes WHERE id = ? FOR UPDATE", &[Bind::Text(node_id)])?;
+    }
+    Ok(())
+}
+
+/// The message `id`, locked until the transaction ends: two answers to it
+/// take turns, and the second sees what the first did.
+pub fn message_locked<C: LogConnection>(conn: &mut C, id: &str) -> Result<Option<MessageRow>, HubError> {
+    let lock = if conn.dialect() == Dialect::Sqlite { "" } else { " FOR UPDATE" };
+    first(conn, &format!("{MESSAGE} WHERE id = ?{lock}"), &[Bind::Text(id)])
 }
 
 /// How many messages a node may be handed now.
@@ -262,8 +343,9 @@ pub fn set_state<C: LogConnection>(
     now: i64,
     note: &str,
 ) -> Result<(), HubError> {
-    let text = "UPDATE hub_messages SET state = ?, lease_until = ? WHERE id = ?";
-    execute(conn, text, &[Bind::Text(state.as_str()), Bind::OptBigInt(lease_until), Bind::Text(id)])?;
+    let done = matches!(state, State::Acknowledged | State::Failed | State::Superseded).then_some(now);
+    let text = "UPDATE hub_messages SET state = ?, lease_until = ?, done_at = ? WHERE id = ?";
+    execute(conn, text, &[Bind::Text(state.as_str()), Bind::OptBigInt(lease_until), Bind::OptBigInt(done), Bind::Text(id)])?;
     record_change(conn, id, state, now, note)
 }
 
@@ -304,4 +386,98 @@ pub fn changes<C: LogConnection>(conn: &mut C, ids: &[&str]) -> Result<Vec<Chang
     let text = format!("SELECT message_id, state, at, note FROM hub_changes WHERE message_id IN ({marks}) ORDER BY seq");
     let binds: Vec<Bind> = ids.iter().map(|id| Bind::Text(id)).collect();
     load(conn, &text, &binds)
+}
+
+/// The message that answered a node's send with `key`, if at or after
+/// `since`; an older entry is forgotten (deleted) here.
+pub fn idempotent<C: LogConnection>(conn: &mut C, node_id: &str, key: &str, since: i64) -> Result<Option<String>, HubError> {
+    #[derive(diesel::QueryableByName)]
+    struct Entry {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        message_id: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        created_at: i64,
+    }
+    let text = "SELECT message_id, created_at FROM hub_idempotency WHERE node_id = ? AND idempotency_key = ?";
+    let Some(entry) = first::<C, Entry>(conn, text, &[Bind::Text(node_id), Bind::Text(key)])? else { return Ok(None) };
+    if entry.created_at >= since {
+        return Ok(Some(entry.message_id));
+    }
+    execute(conn, "DELETE FROM hub_idempotency WHERE node_id = ? AND idempotency_key = ?", &[Bind::Text(node_id), Bind::Text(key)])?;
+    Ok(None)
+}
+
+/// Forgets a node's `key`.
+pub fn forget_key<C: LogConnection>(conn: &mut C, node_id: &str, key: &str) -> Result<(), HubError> {
+    execute(conn, "DELETE FROM hub_idempotency WHERE node_id = ? AND idempotency_key = ?", &[Bind::Text(node_id), Bind::Text(key)])
+        .map(|_| ())
+}
+
+/// Remembers that a node's send with `key` was answered by `message_id`.
+pub fn remember_idempotent<C: LogConnection>(conn: &mut C, node_id: &str, key: &str, message_id: &str, now: i64) -> Result<(), HubError> {
+    let text = "INSERT INTO hub_idempotency (node_id, idempotency_key, message_id, created_at) VALUES (?, ?, ?, ?)";
+    execute(conn, text, &[Bind::Text(node_id), Bind::Text(key), Bind::Text(message_id), Bind::BigInt(now)]).map(|_| ())
+}
+
+/// Supersedes what a node holds unanswered (pending, or fetched and not
+/// answered), with a state change each: how many.
+pub fn supersede<C: LogConnection>(conn: &mut C, node_id: &str, now: i64) -> Result<usize, HubError> {
+    let open = "destination_id = ? AND state IN ('pending', 'processing')";
+    let text = format!(
+        "INSERT INTO hub_changes (message_id, state, at, note) \
+         SELECT id, 'superseded', ?, 'superseded by a re-sync' FROM hub_messages WHERE {open}"
+    );
+    execute(conn, &text, &[Bind::BigInt(now), Bind::Text(node_id)])?;
+    let text = format!("UPDATE hub_messages SET state = 'superseded', lease_until = NULL, done_at = ? WHERE {open}");
+    let n = execute(conn, &text, &[Bind::BigInt(now), Bind::Text(node_id)])?;
+    mobync::db::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => "superseded").increment(n as u64));
+    Ok(n)
+}
+
+/// Up to `limit` ids of messages answered (acknowledged, failed,
+/// superseded) before `before`, oldest first.
+pub fn answered_before<C: LogConnection>(conn: &mut C, before: i64, limit: i64) -> Result<Vec<String>, HubError> {
+    let text = "SELECT id AS value FROM hub_messages WHERE state IN ('acknowledged', 'failed', 'superseded') \
+                AND done_at < ? ORDER BY done_at LIMIT ?";
+    Ok(load::<C, One>(conn, text, &[Bind::BigInt(before), Bind::BigInt(limit)])?.into_iter().map(|one| one.value).collect())
+}
+
+/// Deletes the messages `ids` and their state changes: (messages, changes).
+/// Messages first, then changes by their primary key, the order a send
+/// writes them in, and with no range lock on an index (on MariaDB a range
+/// delete of `hub_changes` by `message_id` would lock the gaps a send's
+/// new rows go into).
+pub fn delete_messages<C: LogConnection>(conn: &mut C, ids: &[String]) -> Result<(usize, usize), HubError> {
+    #[derive(diesel::QueryableByName)]
+    struct Seq {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+    }
+    let (mut messages, mut changes) = (0, 0);
+    for chunk in ids.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let binds: Vec<Bind> = chunk.iter().map(|id| Bind::Text(id)).collect();
+        messages += execute(conn, &format!("DELETE FROM hub_messages WHERE id IN ({marks})"), &binds)?;
+        let seqs: Vec<Seq> = load(conn, &format!("SELECT seq FROM hub_changes WHERE message_id IN ({marks})"), &binds)?;
+        for seqs in seqs.chunks(CHUNK) {
+            let marks = vec!["?"; seqs.len()].join(", ");
+            let binds: Vec<Bind> = seqs.iter().map(|s| Bind::BigInt(s.seq)).collect();
+            changes += execute(conn, &format!("DELETE FROM hub_changes WHERE seq IN ({marks})"), &binds)?;
+        }
+    }
+    Ok((messages, changes))
+}
+
+/// Forgets `Idempotency-Key`s remembered before `before`: how many.
+pub fn forget_keys<C: LogConnection>(conn: &mut C, before: i64) -> Result<usize, HubError> {
+    execute(conn, "DELETE FROM hub_idempotency WHERE created_at < ?", &[Bind::BigInt(before)])
+}
+
+/// How many messages wait in each unanswered state: (pending, processing).
+pub fn waiting<C: LogConnection>(conn: &mut C) -> Result<(i64, i64), HubError> {
+    let count = |conn: &mut C, state: &str| -> Result<i64, HubError> {
+        let text = "SELECT COUNT(*) AS n FROM hub_messages WHERE state = ?";
+        Ok(first::<C, Count>(conn, text, &[Bind::Text(state)])?.map_or(0, |c| c.n))
+    };
+    Ok((count(conn, "pending")?, count(conn, "processing")?))
 }

@@ -10,9 +10,11 @@ use mobync_tests::http::{self as phone_http, HttpServer};
 use mobync_tests::spawn::Spawned;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+mod common;
 
 const ADMIN: &str = "admin-token-of-the-tests";
 
@@ -247,8 +249,12 @@ fn two_nodes_exchange_changes_with_remote_ids_failures_and_a_resync() {
         let url = format!("{}/messages/pending", hub.base());
         assert_eq!(call("GET", &url, &[("X-Sync-Node-Id", &crm.id)], None).0, 400);
         assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", id)], None).0, 400);
-        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", "nope"), ("X-Sync-Node-Id", &crm.id)], None).0, 404);
-        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", id), ("X-Sync-Node-Id", "nope")], None).0, 404);
+        // The token first: without one, an unknown network or node is 401;
+        // with a node's token, 404.
+        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", "nope"), ("X-Sync-Node-Id", &crm.id)], None).0, 401);
+        let auth = format!("Bearer {}", crm.token);
+        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", "nope"), ("X-Sync-Node-Id", &crm.id), ("Authorization", &auth)], None).0, 404);
+        assert_eq!(call("GET", &url, &[("X-Sync-Network-Id", id), ("X-Sync-Node-Id", "nope"), ("Authorization", &auth)], None).0, 404);
         let wrong = Node { token: "wrong".into(), ..crm.clone() };
         assert_eq!(wrong.call("GET", "/pending", None).0, 401);
 
@@ -433,8 +439,10 @@ fn an_update_reaches_the_other_nodes_as_the_merge_patch_that_makes_their_copy_eq
         row.remove("id");
         assert_eq!(copy, Value::Object(row), "{backend:?}: B's copy is the phone's row");
 
-        // A change that changes nothing is no message.
+        // A node's change that changes nothing reaches B as the empty patch
+        // (as in jim8786453/sync, every update a node sends is told).
         assert_eq!(a.send(json!({"method": "update", "record_id": record, "payload": {"name": "n"}})).0, 201);
+        assert_eq!(take(&b, &mut copy), Some(json!({})), "{backend:?}");
         assert_eq!(b.pending(), 0, "{backend:?}");
     }
 }
@@ -446,28 +454,35 @@ fn a_message_fetched_by_a_server_that_dies_is_delivered_again_after_its_lease() 
     }
 }
 
+/// The first server is stopped while the node holds the message; the
+/// second serves on the same database and the same clock, which the test
+/// moves past the lease instead of sleeping.
 fn lease_outlives_its_server(backend: Backend) {
-    let Some(mut hub) = Hub::start(backend, &[("ROCKET_HUB", "{lease=1}")]) else { return };
-    let admin = Admin(&hub);
-    let network = admin.network(json!({"name": "customers", "schema": customers()}));
-    let id = network["id"].as_str().expect("id").to_string();
-    let crm = admin.node(&id, "crm", [true, true, true, true]);
-    let billing = admin.node(&id, "billing", [true, true, true, true]);
+    let Some(db) = dbs::fresh(backend) else { return };
+    let db = Arc::new(db);
+    let time = Arc::new(AtomicI64::new(1_800_000_000_000));
+    let lease = [("hub.lease", 60.0.into())];
+    let hub = common::Local::launch(db.clone(), None, Some(time.clone()), &lease);
+    let id = common::network(&hub.base, None, "record", customers());
+    let crm = common::Node::new(&hub.base, &id, "crm", [true, true, true, true]);
+    let billing = common::Node::new(&hub.base, &id, "billing", [true, true, true, true]);
     crm.send(json!({"method": "create", "payload": {"firstName": "Ada", "lastName": "Lovelace"}}));
     let fetched = billing.next().expect("the create");
-    // The server dies before the node answers; another takes its place.
-    hub.process.kill();
-    let hub = Hub::on(hub.db.clone(), &[("ROCKET_HUB", "{lease=1}")]);
-    let billing = Node { base: hub.base().to_string(), ..billing };
+    // The server goes before the node answers; another takes its place.
+    drop(hub);
+    let hub = common::Local::launch(db, None, Some(time.clone()), &lease);
+    let billing = common::Node { base: hub.base.clone(), ..billing };
+    time.fetch_add(59_999, Ordering::SeqCst);
     assert!(billing.next().is_none(), "within its lease the message stays with its fetcher");
-    std::thread::sleep(Duration::from_millis(1_200));
+    assert_eq!(billing.pending(), 0);
+    time.fetch_add(2, Ordering::SeqCst);
     assert_eq!(billing.pending(), 1);
     let again = billing.next().expect("delivered again");
     assert_eq!((again["id"].clone(), again["payload"].clone()), (fetched["id"].clone(), fetched["payload"].clone()));
     assert_eq!(billing.answer(again["id"].as_str().expect("id"), json!({"success": true})).0, 200);
     // The first fetcher's late answer is harmless.
     assert_eq!(billing.answer(fetched["id"].as_str().expect("id"), json!({"success": true})).0, 200);
-    let (_, history) = Admin(&hub).call("GET", &format!("/networks/{id}/messages/{}", again["id"].as_str().expect("id")), None);
+    let (_, history) = common::admin(&hub.base, "GET", &format!("/networks/{id}/messages/{}", again["id"].as_str().expect("id")), None);
     let notes: Vec<&str> = history["changes"].as_array().expect("changes").iter().map(|c| c["note"].as_str().unwrap_or("")).collect();
     assert!(notes.iter().any(|n| n.contains("lease")), "{backend:?}: {history}");
 }
@@ -526,10 +541,11 @@ fn killed_three_times_under_traffic_the_hub_delivers_each_accepted_change_once()
 /// was lost is sent again and refused as existing), another fetches and
 /// acknowledges, and the server is killed (SIGKILL) three times meanwhile.
 /// Each change is accepted once and delivered as one message, whatever
-/// answers were lost.
+/// answers were lost. The lease is 0: a message whose fetch was cut by a
+/// kill is delivered again at once, so nothing waits out a lease.
 fn survives_kills(backend: Backend) {
     const CHANGES: usize = 120;
-    let env = [("ROCKET_HUB", "{lease=1}")];
+    let env = [("ROCKET_HUB", "{lease=0}")];
     let Some(mut hub) = Hub::start(backend, &env) else { return };
     let admin = Admin(&hub);
     let network = admin.network(json!({"name": "customers", "schema": customers()}));
@@ -540,11 +556,13 @@ fn survives_kills(backend: Backend) {
     let at = |node: &Node, base: &RwLock<String>| Node { base: base.read().expect("base").clone(), ..node.clone() };
     let sent = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicUsize::new(0));
+    let progress = Arc::new(AtomicUsize::new(0));
 
     let sender = {
-        let (base, sent, lost) = (base.clone(), sent.clone(), lost.clone());
+        let (base, sent, lost, progress) = (base.clone(), sent.clone(), lost.clone(), progress.clone());
         std::thread::spawn(move || {
             for i in 0..CHANGES {
+                progress.store(i, Ordering::SeqCst);
                 let body = json!({"method": "create", "payload": {"firstName": format!("f{i}"), "lastName": "x"}, "remote_id": format!("r{i}")});
                 loop {
                     match at(&source, &base).try_call("POST", "", Some(body.clone())) {
@@ -583,9 +601,7 @@ fn survives_kills(backend: Backend) {
                     }
                     Ok((204, _)) if sent.load(Ordering::SeqCst) => {
                         // A message fetched by a server killed before it
-                        // answered waits out its lease (1 s), then counts
-                        // as pending again.
-                        std::thread::sleep(Duration::from_millis(1_200));
+                        // answered counts as pending again (lease 0).
                         if let Ok((200, count)) = at(&reader, &base).try_call("GET", "/pending", None) {
                             if count == 0 {
                                 return received;
@@ -598,8 +614,12 @@ fn survives_kills(backend: Backend) {
             }
         })
     };
-    for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(300));
+    // Each kill falls once the sender is a quarter further on.
+    for k in 1..=3 {
+        while progress.load(Ordering::SeqCst) < k * CHANGES / 4 {
+            assert!(!sender.is_finished(), "{backend:?}: the sender stopped early");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         hub.process.kill();
         hub = Hub::on(hub.db.clone(), &env);
         *base.write().expect("base") = hub.base().to_string();

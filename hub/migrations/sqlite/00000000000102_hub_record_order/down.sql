@@ -1,0 +1,1 @@
+DROP INDEX hub_messages_record;
