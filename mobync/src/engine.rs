@@ -276,7 +276,7 @@ pub const DEFAULT_RETRY_WINDOW_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 pub const COMPACTION_STEP: usize = 2_000;
 
 /// What a compaction did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Compacted {
     /// The owner's horizon now.
     pub horizon: i64,
@@ -287,6 +287,10 @@ pub struct Compacted {
     /// Transactions it took.
     #[serde(skip)]
     pub steps: usize,
+    /// The longest of them, in milliseconds: the longest the owner's syncs
+    /// waited for it.
+    #[serde(skip)]
+    pub longest_step_ms: f64,
 }
 
 

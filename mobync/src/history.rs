@@ -173,9 +173,13 @@ impl NetRow {
                 .collect();
             out.push(self.diff(OperationType::Create, created, data, owner));
         }
+        // A row created since the cursor: its create may be the device's
+        // own (a retry), which the merge leaves out, so the updates folded
+        // into it go too, each with its winner. Otherwise the fields
+        // changed since the cursor, and the rivals of the request's.
         out.extend(self.updates(owner, |name, field| {
             let rival = field.won.is_some() && updated.contains(&name);
-            rival || (!fresh && field.clock >= cursor)
+            fresh || rival || field.clock >= cursor
         }));
         out
     }

@@ -235,3 +235,65 @@ fn version_2_fields_are_checked_and_answered() {
     }
     assert_eq!(post(json!({"auth_token": token, "logical_clock": 3, "diffs": []})).json()["logical_clock"], json!(3));
 }
+
+/// A compaction killed (SIGKILL) while it runs, then run again: nothing is
+/// lost and nothing applied twice. Whether the kill lands between two
+/// steps, inside one, or after the last depends on the machine; every case
+/// must leave the same rows, so the test waits on no timing.
+#[test]
+fn a_compaction_killed_midway_then_run_again_loses_nothing() {
+    for backend in dbs::backends() {
+        let env = [("MOBYNC_ADMIN_TOKEN", ADMIN)];
+        let Some(mut server) = TodoServer::start(backend, &env) else { continue };
+        let (token, owner) = http::signup(&server.base, "ada");
+        let mut http = server.as_server(HashMap::from([(token.clone(), owner.clone())]));
+        let mut phone = Device::new("phone");
+        let mut now = 0;
+        for round in 0..40 {
+            for row in 0..400 {
+                now += 1;
+                let id = format!("{owner}-t{row}");
+                if round == 0 {
+                    phone.create("task", &id, json!({"title": "new", "done": false}), now);
+                } else if row % 97 == round {
+                    phone.delete("task", &id, now);
+                } else if phone.rows().contains_key(&("task".to_string(), id.clone())) {
+                    phone.update("task", &id, json!({"title": format!("r{round}")}), now);
+                }
+            }
+            testing::sync(&mut http, &token, &mut phone);
+        }
+        let expected = http.rows(&token);
+        drop(http);
+        let clock = summary(&server, &owner)["clock"].as_i64().expect("a clock");
+        let url = format!("{}/admin/owners/{owner}/compact", server.base);
+        let compaction = std::thread::spawn(move || {
+            // Its answer is lost when the server dies.
+            let _ = ureq::post(&url).set("Authorization", &format!("Bearer {ADMIN}")).send_string("{}");
+        });
+        // Kill it once a step has committed (or once it is done).
+        let mut seen = 0;
+        for _ in 0..100_000 {
+            seen = summary(&server, &owner)["horizon"].as_i64().expect("a horizon");
+            if seen > 0 {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        server.restart_with(&env);
+        compaction.join().expect("the compaction's client");
+        eprintln!("{backend:?}: killed at horizon {seen} of {clock}");
+        let (status, done) = compact(&server, &owner, Some(ADMIN), "{}");
+        assert_eq!((status, done["horizon"].clone()), (200, json!(clock)), "{backend:?}: {done}");
+        let after = summary(&server, &owner);
+        assert_eq!((after["clock"].clone(), after["diffs"].clone()), (json!(clock), json!(0)), "{backend:?}: {after}");
+        assert_eq!(after["net_rows"], json!(400), "{backend:?}: one net row per row");
+        let mut http = server.as_server(HashMap::from([(token.clone(), owner.clone())]));
+        let mut laptop = Device::new("laptop");
+        testing::sync(&mut http, &token, &mut laptop);
+        assert_eq!(laptop.rows(), &expected, "{backend:?}");
+        assert_eq!(http.rows(&token), expected);
+        // The phone, whose last answers all arrived, gets nothing again.
+        assert!(testing::sync(&mut http, &token, &mut phone).diffs.is_empty());
+    }
+}

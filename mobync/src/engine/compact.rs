@@ -59,11 +59,11 @@ where
         }
         let (log, net) = self.store.entries(conn, owner)?;
         let now = self.now_ms();
-        let mut steps = 0;
+        let (mut steps, mut longest) = (0, std::time::Duration::ZERO);
         loop {
-            let moved = self
-                .store
-                .write(conn, |conn| self.compact_step(conn, owner, target, now))?;
+            let started = std::time::Instant::now();
+            let moved = self.store.write(conn, |conn| self.compact_step(conn, owner, target, now))?;
+            longest = longest.max(started.elapsed());
             steps += 1;
             if !moved {
                 break;
@@ -81,6 +81,7 @@ where
             entries_before: log + net,
             entries_after: log_after + net_after,
             steps,
+            longest_step_ms: longest.as_secs_f64() * 1e3,
         }))
     }
 

@@ -268,3 +268,24 @@ fn a_change_made_after_receiving_a_folded_update_is_newer_than_it() {
     let owners = ["alice", "bob"].map(String::from);
     testing::converge(&mut &engine(), &owners, &Plan { owners: 2, devices: 5, steps, pages: vec![None; 5] });
 }
+
+/// Found by the property: a lost sync creates a project, another device
+/// renames it, a compaction squashes both; the retry of the lost sync
+/// leaves its own create out of the answer, so the rename folded into the
+/// compacted row must come as an update of its own.
+#[test]
+fn a_retried_create_compacted_with_a_later_rename_gets_the_rename() {
+    use testing::{Plan, Step::*};
+    let steps = vec![
+        Burst { device: 1, seed: 0 },
+        Sync { device: 1, lost: true },
+        Sync { device: 0, lost: false },
+        Update { device: 0, row: 2, field: 0, value: 0 },
+        Sync { device: 0, lost: false },
+        Update { device: 0, row: 0, field: 0, value: 0 },
+        Sync { device: 0, lost: false },
+        Compact { owner: 0, pick: 170 },
+    ];
+    let owners = ["alice"].map(String::from);
+    testing::converge(&mut &engine(), &owners, &Plan { owners: 1, devices: 2, steps, pages: vec![None; 2] });
+}

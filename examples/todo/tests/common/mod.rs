@@ -51,6 +51,14 @@ impl TodoServer {
         *self = Self::spawn(self.db.clone(), &[]);
     }
 
+    /// Kills the process (SIGKILL) and starts another on the same database
+    /// with `env`.
+    #[allow(dead_code)] // not every test file crashes it
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.process.kill();
+        *self = Self::spawn(self.db.clone(), env);
+    }
+
     /// The server's process.
     #[allow(dead_code)] // not every test file needs it
     pub fn process(&mut self) -> &mut Spawned {
