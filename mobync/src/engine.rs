@@ -636,6 +636,20 @@ where
         size: u64,
     ) -> Result<Option<SyncResponse>, SyncError> {
         let key = owner.key();
+        let own: HashSet<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
+        if cursor >= marks.horizon {
+            // Above the horizon a page reads no more of the log than it
+            // sends: whole stamps up to the size, at least one.
+            let (mut page, next) = self.store.log_chunk(conn, &key, cursor, marks.clock, size as usize)?;
+            let now = self.store.marks(conn, &key)?.unwrap_or_default();
+            if (now.horizon, now.purged) == (marks.horizon, marks.purged) {
+                if page.len() as u64 <= size && next >= marks.clock {
+                    return Ok(None);
+                }
+                page.retain(|d| !own.contains(d.id.as_str()));
+                return Ok(Some(SyncResponse::ok(next, page).paged(true)));
+            }
+        }
         let mut marks = marks;
         let stored = loop {
             let stored = self.stored_since(conn, &key, cursor, marks, &[], &KnownIds::default())?;
@@ -659,7 +673,6 @@ where
             }
             end = stamp_end;
         }
-        let own: HashSet<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
         let mut page = stored;
         page.truncate(end);
         page.retain(|d| !own.contains(d.id.as_str()));

@@ -72,7 +72,7 @@ pub mod names {
     /// Counter: log entries compactions squashed into net rows.
     pub const COMPACTED_ENTRIES: &str = "mobync_compacted_entries_total";
     /// Counter, label `state`: hub messages that entered a state
-    /// (`pending`, `processing`, `acknowledged`, `failed`).
+    /// (`pending`, `processing`, `acknowledged`, `failed`, `superseded`).
     pub const HUB_MESSAGES: &str = "mobync_hub_messages_total";
 }
 
