@@ -650,16 +650,9 @@ where
                 return Ok(Some(SyncResponse::ok(next, page).paged(true)));
             }
         }
-        let mut marks = marks;
-        let stored = loop {
-            let stored = self.stored_since(conn, &key, cursor, marks, &[], &KnownIds::default())?;
-            let now = self.store.marks(conn, &key)?.unwrap_or_default();
-            if (now.horizon, now.purged) == (marks.horizon, marks.purged) {
-                break stored;
-            }
-            check_marks(cursor, &now)?;
-            marks = Marks { clock: marks.clock, ..now };
-        };
+        let stored = self.settled(conn, &key, cursor, marks, |conn, marks| {
+            self.stored_since(conn, &key, cursor, marks, &[], &KnownIds::default())
+        })?;
         if stored.len() as u64 <= size {
             return Ok(None);
         }
@@ -679,9 +672,8 @@ where
         Ok(Some(SyncResponse::ok(next, page).paged(true)))
     }
 
-    /// [`read`](Mobync::read) outside the write transaction: read again if
-    /// a compaction or a purge moved the owner's history meanwhile (the
-    /// log and the net rows must be read as of one horizon).
+    /// [`read`](Mobync::read) outside the write transaction, as of one
+    /// horizon (see [`settled`](Mobync::settled)).
     fn read_settled(
         &self,
         conn: &mut St::Conn,
@@ -691,19 +683,30 @@ where
         marks: Marks,
         diffs: &[Diff],
     ) -> Result<Reading, SyncError> {
-        let key = owner.key();
+        self.settled(conn, &owner.key(), cursor, marks, |conn, marks| self.read(conn, owner, cursor, base, marks, diffs))
+    }
+
+    /// Runs `read` outside the write transaction, and again if a compaction
+    /// or a purge moved the owner's history meanwhile: the log and the net
+    /// rows must be read as of one horizon (a cursor the purge left behind
+    /// is then 410).
+    fn settled<T>(
+        &self,
+        conn: &mut St::Conn,
+        key: &str,
+        cursor: i64,
+        marks: Marks,
+        mut read: impl FnMut(&mut St::Conn, Marks) -> Result<T, SyncError>,
+    ) -> Result<T, SyncError> {
         let mut marks = marks;
         loop {
-            let reading = self.read(conn, owner, cursor, base, marks, diffs)?;
-            let now = self.store.marks(conn, &key)?.unwrap_or_default();
+            let value = read(conn, marks)?;
+            let now = self.store.marks(conn, key)?.unwrap_or_default();
             if (now.horizon, now.purged) == (marks.horizon, marks.purged) {
-                return Ok(reading);
+                return Ok(value);
             }
             check_marks(cursor, &now)?;
-            marks = Marks {
-                clock: marks.clock,
-                ..now
-            };
+            marks = Marks { clock: marks.clock, ..now };
         }
     }
 
