@@ -225,7 +225,12 @@ pub fn map_remote<C: LogConnection>(conn: &mut C, node_id: &str, remote_id: &str
 pub fn insert_message<C: LogConnection>(conn: &mut C, m: &MessageRow) -> Result<(), HubError> {
     let text = "INSERT INTO hub_messages (id, network_id, origin_id, destination_id, parent_id, method, payload, \
                 record_id, remote_id, state, created_at, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    let binds = [
+    execute(conn, text, &message_binds(m)).map(|_| ())
+}
+
+/// A message's 12 binds, in the column order of the INSERTs above and below.
+fn message_binds(m: &MessageRow) -> [Bind<'_>; 12] {
+    [
         Bind::Text(&m.id),
         Bind::Text(&m.network_id),
         Bind::OptText(m.origin_id.as_deref()),
@@ -238,8 +243,7 @@ pub fn insert_message<C: LogConnection>(conn: &mut C, m: &MessageRow) -> Result<
         Bind::Text(&m.state),
         Bind::BigInt(m.created_at),
         Bind::OptBigInt(m.lease_until),
-    ];
-    execute(conn, text, &binds).map(|_| ())
+    ]
 }
 
 /// Rows per multi-row INSERT: far below every backend's bind limit.
@@ -256,20 +260,7 @@ pub fn insert_messages<C: LogConnection>(conn: &mut C, messages: &[MessageRow], 
         );
         let mut binds = Vec::with_capacity(chunk.len() * 12);
         for m in chunk {
-            binds.extend([
-                Bind::Text(&m.id),
-                Bind::Text(&m.network_id),
-                Bind::OptText(m.origin_id.as_deref()),
-                Bind::OptText(m.destination_id.as_deref()),
-                Bind::OptText(m.parent_id.as_deref()),
-                Bind::Text(&m.method),
-                Bind::Text(&m.payload),
-                Bind::Text(&m.record_id),
-                Bind::OptText(m.remote_id.as_deref()),
-                Bind::Text(&m.state),
-                Bind::BigInt(m.created_at),
-                Bind::OptBigInt(m.lease_until),
-            ]);
+            binds.extend(message_binds(m));
         }
         execute(conn, &text, &binds)?;
         let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");

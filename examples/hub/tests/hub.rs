@@ -16,6 +16,8 @@ use std::time::Duration;
 
 mod common;
 
+use common::{call, try_call};
+
 const ADMIN: &str = "admin-token-of-the-tests";
 
 struct Hub {
@@ -39,32 +41,6 @@ impl Hub {
     fn base(&self) -> &str {
         &self.process.base
     }
-}
-
-/// One HTTP call: the status and the JSON body (`Null` when empty).
-fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Value>) -> (u16, Value) {
-    try_call(method, url, headers, body).unwrap_or_else(|err| panic!("{err}"))
-}
-
-/// One HTTP call, or what kept it from being answered.
-fn try_call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Value>) -> Result<(u16, Value), String> {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-    let mut request = agent.request(method, url);
-    for (k, v) in headers {
-        request = request.set(k, v);
-    }
-    let result = match body {
-        Some(body) => request.set("Content-Type", "application/json").send_string(&body.to_string()),
-        None => request.call(),
-    };
-    let response = match result {
-        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(err) => return Err(format!("{method} {url}: {err}")),
-    };
-    let status = response.status();
-    let text = response.into_string().map_err(|e| format!("{method} {url}: {e}"))?;
-    let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-    Ok((status, json))
 }
 
 /// One HTTP call with a body of any bytes (JSON or not): the status.
@@ -123,7 +99,7 @@ impl Node {
     fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
         let auth = format!("Bearer {}", self.token);
         let headers = [("X-Sync-Network-Id", self.network.as_str()), ("X-Sync-Node-Id", self.id.as_str()), ("Authorization", auth.as_str())];
-        try_call(method, &format!("{}/messages{path}", self.base), &headers, body)
+        try_call(method, &format!("{}/messages{path}", self.base), &headers, body, Duration::from_secs(30))
     }
 
     fn send(&self, body: Value) -> (u16, Value) {

@@ -86,10 +86,21 @@ impl Drop for Local {
     }
 }
 
-/// One HTTP call: the status, the JSON body (`Null` when empty), and the
-/// answer's headers.
+/// One HTTP call: the status and the JSON body (`Null` when empty).
 pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Value>) -> (u16, Value) {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(600)).build();
+    try_call(method, url, headers, body, Duration::from_secs(600)).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// One HTTP call, or what kept it from being answered within `within` (a
+/// refused or broken connection: a server that was killed).
+pub fn try_call(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+    within: Duration,
+) -> Result<(u16, Value), String> {
+    let agent = ureq::AgentBuilder::new().timeout(within).build();
     let mut request = agent.request(method, url);
     for (k, v) in headers {
         request = request.set(k, v);
@@ -100,12 +111,12 @@ pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Valu
     };
     let response = match result {
         Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(err) => panic!("{method} {url}: {err}"),
+        Err(err) => return Err(format!("{method} {url}: {err}")),
     };
     let status = response.status();
-    let text = response.into_string().unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let text = response.into_string().map_err(|e| format!("{method} {url}: {e}"))?;
     let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-    (status, json)
+    Ok((status, json))
 }
 
 /// The admin API of the hub at `base`.
