@@ -407,12 +407,7 @@ where
         diffs: Vec<Diff>,
         owner: &Sy::Owner,
     ) -> Result<SyncResponse, SyncError> {
-        if owner.key().is_empty() {
-            return Err(SyncError::unauthenticated("no owner was authenticated"));
-        }
-        let marks = self.check_cursor(conn, owner, cursor)?;
-        self.check_size(diffs.len())?;
-        self.apply_from(conn, cursor, marks, diffs, None, owner)
+        self.sync(conn, cursor, diffs, None, owner)
     }
 
     /// [`apply`](Mobync::apply) once the cursor (against `marks`) and the
@@ -656,16 +651,8 @@ where
         if stored.len() as u64 <= size {
             return Ok(None);
         }
-        let (mut end, mut next) = (0, marks.clock);
-        while end < stored.len() {
-            let stamp = stored[end].logical_clock;
-            let stamp_end = end + stored[end..].iter().take_while(|d| d.logical_clock == stamp).count();
-            if end > 0 && stamp_end as u64 > size {
-                next = stamp;
-                break;
-            }
-            end = stamp_end;
-        }
+        let (end, left) = whole_stamps(&stored, usize::try_from(size).unwrap_or(usize::MAX));
+        let next = left.unwrap_or(marks.clock);
         let mut page = stored;
         page.truncate(end);
         page.retain(|d| !own.contains(d.id.as_str()));
@@ -927,6 +914,22 @@ fn carry_winners_into_creates(merge: &mut Merge) {
             }
         }
     }
+}
+
+/// How many of `diffs` (in stamp order) are whole stamps within `limit`
+/// diffs, at least the first stamp whatever its size; and the first stamp
+/// left out, if any: what a page or a compaction step takes.
+pub(crate) fn whole_stamps(diffs: &[Diff], limit: usize) -> (usize, Option<i64>) {
+    let mut end = 0;
+    while end < diffs.len() {
+        let stamp = diffs[end].logical_clock;
+        let stamp_end = end + diffs[end..].iter().take_while(|d| d.logical_clock == stamp).count();
+        if end > 0 && stamp_end > limit {
+            return (end, Some(stamp));
+        }
+        end = stamp_end;
+    }
+    (end, None)
 }
 
 /// 409 for a cursor ahead of the clock, 410 for one older than the purge

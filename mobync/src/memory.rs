@@ -225,22 +225,8 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<(Vec<Diff>, i64), SyncError> {
         let all = self.diffs_between(conn, owner, from, to)?;
-        let mut end = 0;
-        let mut next = to;
-        while end < all.len() {
-            let stamp = all[end].logical_clock;
-            let stamp_end = end
-                + all[end..]
-                    .iter()
-                    .take_while(|d| d.logical_clock == stamp)
-                    .count();
-            if end > 0 && stamp_end > limit {
-                next = stamp;
-                break;
-            }
-            end = stamp_end;
-        }
-        Ok((all[..end].to_vec(), next))
+        let (end, left) = crate::engine::whole_stamps(&all, limit);
+        Ok((all[..end].to_vec(), left.unwrap_or(to)))
     }
 
     fn squash(
