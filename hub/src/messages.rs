@@ -175,7 +175,9 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         sql::insert_message(conn, &sent)?;
         sql::record_change(conn, &sent.id, State::Processing, now, "")?;
         let owner = self.owner_of(network)?;
-        let (_, report) = engine.apply_within(conn, None, vec![diff], &owner)?;
+        let mut report = mobync::observe::Report::default();
+        let mut answer = mobync::protocol::SyncResponse::ok(0, Vec::new());
+        engine.run(conn, mobync::engine::Request::within_transaction(&owner, vec![diff]), &mut answer, &mut report)?;
         mobync::db::after_commit(move || report.emit());
         if let Some(remote) = &send.remote_id {
             sql::map_remote(conn, &node.id, remote, &record_id)?;
