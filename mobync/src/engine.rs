@@ -10,7 +10,7 @@ mod answer;
 mod faults;
 mod request;
 
-use answer::Plan;
+use answer::{Plan, Slot, INLINE};
 pub use request::{Request, Sink};
 use request::Counted;
 
@@ -290,6 +290,8 @@ pub struct Mobync<St, Sy> {
     max_clock_skew_ms: i64,
     retry_window_ms: i64,
     wall_clock: WallClock,
+    /// Log entries an answer may keep from its read (see [`INLINE`]).
+    inline: usize,
 }
 
 /// The server's wall clock, in milliseconds since the epoch: what a diff's
@@ -350,6 +352,8 @@ struct Reading {
     /// dropped): the merge's D covers them, the rest of the answer is read
     /// as it is written out.
     touched: HashSet<(String, String)>,
+    /// The answer's log entries, if the read had them all.
+    rest: Option<Vec<Slot>>,
     /// An update naming no field, of a row this owner lacks (its position
     /// in the request): the merge drops such an update, but it is a fault.
     rowless: Option<(usize, SyncError)>,
@@ -369,6 +373,7 @@ where
             max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
             retry_window_ms: DEFAULT_RETRY_WINDOW_MS,
             wall_clock: system_clock(),
+            inline: INLINE,
         }
     }
 
@@ -391,6 +396,14 @@ where
     /// Sets the server's wall clock (tests drive their own).
     pub fn with_wall_clock(mut self, clock: WallClock) -> Self {
         self.wall_clock = clock;
+        self
+    }
+
+    /// Sets how many log entries an answer may keep from its read before it
+    /// is read again as it is written out (tests run both ways).
+    #[cfg(test)]
+    pub(crate) fn with_inline(mut self, entries: usize) -> Self {
+        self.inline = entries;
         self
     }
 
@@ -609,6 +622,10 @@ where
             plan
         };
         plan.has_more = paging.map(|_| false);
+        if plan.rest.is_some() {
+            // The read had the whole answer: nothing more to read.
+            return self.emit(conn, &key, plan, sink);
+        }
         self.store.snapshot(conn, |conn| {
             let now = self.current_marks(conn, &key, cursor)?;
             if (now.horizon, now.purged) != (plan.marks.horizon, plan.marks.purged) {
@@ -679,11 +696,12 @@ where
         let ids: Vec<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
         let known = self.store.known_ids(conn, &key, &ids)?;
         let from = base.unwrap_or(cursor);
-        let server = self.stored_on(conn, &key, from, marks, diffs, &known)?;
+        let (server, rest) = self.stored_on(conn, &key, cursor, from, marks, diffs, &known)?;
         let rowless = self.rowless_empty_update(conn, owner, diffs, &known, &server)?;
         let mut reading = self.merge(from, marks, known, server, diffs);
         reading.rowless = rowless;
         reading.base = base;
+        reading.rest = rest;
         Ok(reading)
     }
 
@@ -715,7 +733,16 @@ where
         // Below it, every row's net change since the cursor, then the log,
         // in stamp order.
         let mut stored = SyncResponse::ok(0, Vec::new());
-        let plan = Plan { clock: marks.clock, has_more: None, cursor, marks, send: Vec::new(), touched: HashSet::new(), own: HashSet::new() };
+        let plan = Plan {
+            clock: marks.clock,
+            has_more: None,
+            cursor,
+            marks,
+            send: Vec::new(),
+            touched: HashSet::new(),
+            own: HashSet::new(),
+            rest: None,
+        };
         self.emit(conn, &key, plan, &mut stored)?;
         let mut stored = stored.diffs;
         if stored.len() <= size {
@@ -771,17 +798,21 @@ where
     /// request touches (but for diffs an earlier merge dropped: they take
     /// no part again), stamped at or after `from` and before the clock;
     /// below the horizon, what [`NetRow::rivals`] says of those rows
-    /// (PROTOCOL.md, "History"). The rest of the answer is read as it is
-    /// written out ([`Mobync::emit`]).
+    /// (PROTOCOL.md, "History"). Beside them, the log entries of the answer
+    /// in accepted order if there are at most [`INLINE`] (at or above the
+    /// horizon): then the answer needs no second read. A longer answer is
+    /// read as it is written out ([`Mobync::emit`]).
+    #[allow(clippy::too_many_arguments)]
     fn stored_on(
         &self,
         conn: &mut St::Conn,
         key: &str,
+        cursor: i64,
         from: i64,
         marks: Marks,
         diffs: &[Diff],
         known: &KnownIds,
-    ) -> Result<Vec<Diff>, SyncError> {
+    ) -> Result<(Vec<Diff>, Option<Vec<Slot>>), SyncError> {
         let mut touched: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
         for diff in diffs.iter().filter(|d| !known.dropped.contains(&d.id)) {
             let fields = touched.entry((diff.model.as_str(), diff.row_id())).or_default();
@@ -790,8 +821,14 @@ where
             }
         }
         let mut server = Vec::new();
+        let inline = cursor >= marks.horizon;
         if touched.is_empty() {
-            return Ok(server);
+            if !inline {
+                return Ok((server, None));
+            }
+            let (entries, next) = self.store.log_chunk(conn, key, cursor, marks.clock, self.inline.max(1))?;
+            let next = if entries.len() > self.inline { cursor } else { next };
+            return Ok((server, (next >= marks.clock).then(|| entries.into_iter().map(Slot::Other).collect())));
         }
         if from < marks.horizon {
             let rows: Vec<(&str, &str)> = touched.keys().copied().collect();
@@ -804,9 +841,21 @@ where
             }
             server.sort_by_key(|d| d.logical_clock);
         }
+        let mut rest = inline.then(Vec::new);
         self.store.each_logged(conn, key, from.max(marks.horizon), marks.clock, &mut |diff| {
-            if touched.contains_key(&(diff.model.as_str(), diff.row_id())) {
-                server.push(diff);
+            let on = touched.contains_key(&(diff.model.as_str(), diff.row_id()));
+            let answered = diff.logical_clock >= cursor;
+            if answered && rest.as_ref().is_some_and(|slots| slots.len() >= self.inline) {
+                rest = None;
+            }
+            match (rest.as_mut().filter(|_| answered), on) {
+                (Some(slots), true) => {
+                    slots.push(Slot::Touched(diff.id.clone()));
+                    server.push(diff);
+                }
+                (Some(slots), false) => slots.push(Slot::Other(diff)),
+                (None, true) => server.push(diff),
+                (None, false) => {}
             }
             Ok(())
         })?;
@@ -820,7 +869,7 @@ where
         if !deleted.is_empty() {
             server.retain(|d| d.logical_clock >= from || !deleted.contains(&(d.model.clone(), d.row_id().to_owned())));
         }
-        Ok(server)
+        Ok((server, rest))
     }
 
     /// Sets the `utc_timestamp` of each diff further ahead of the server's
@@ -884,7 +933,7 @@ where
             .filter(|d| !known.dropped.contains(&d.id))
             .map(|d| (d.model.clone(), d.row_id().to_owned()))
             .collect();
-        Reading { marks, merge, dropped, touched, rowless: None, base: None }
+        Reading { marks, merge, dropped, touched, rest: None, rowless: None, base: None }
     }
 
     /// The write part, in the write transaction: lock the clock; if another

@@ -7,6 +7,19 @@ use crate::error::SyncError;
 use crate::protocol::Diff;
 use std::collections::{HashMap, HashSet};
 
+/// Log entries an answer may hold in memory from its read: a longer one
+/// is read again as it is written out.
+pub(super) const INLINE: usize = 1_000;
+
+/// A log entry of an answer, in accepted order.
+pub(super) enum Slot {
+    /// An entry on a row the request touches (its id): D's version of it
+    /// goes out, or nothing.
+    Touched(String),
+    /// An entry on another row: out as it is.
+    Other(Diff),
+}
+
 /// What an answer is made of, once the merge (and the write) is done.
 pub(super) struct Plan {
     /// The answer's `logical_clock`.
@@ -24,6 +37,9 @@ pub(super) struct Plan {
     pub(super) touched: HashSet<(String, String)>,
     /// The request's diff ids: never sent back.
     pub(super) own: HashSet<String>,
+    /// The answer's log entries, if the read had them all; else they are
+    /// read as the answer is written out.
+    pub(super) rest: Option<Vec<Slot>>,
 }
 
 impl Plan {
@@ -38,6 +54,7 @@ impl Plan {
             send: reading.merge.send,
             touched: reading.touched,
             own: diffs.iter().map(|d| d.id.clone()).collect(),
+            rest: reading.rest,
         }
     }
 
@@ -72,6 +89,20 @@ where
         for diff in early {
             sink.diff(diff)?;
         }
+        if let Some(rest) = plan.rest.take() {
+            for slot in rest {
+                match slot {
+                    Slot::Touched(id) => {
+                        if let Some(kept) = late.remove(&id) {
+                            sink.diff(kept)?;
+                        }
+                    }
+                    Slot::Other(diff) if !plan.own.contains(&diff.id) => sink.diff(diff)?,
+                    Slot::Other(_) => {}
+                }
+            }
+            return flush_rest(late, sink);
+        }
         if plan.cursor < plan.marks.horizon {
             self.store.each_net_row(conn, key, plan.cursor, &mut |net| {
                 if plan.touched.contains(&(net.model.clone(), net.id.clone())) {
@@ -102,10 +133,14 @@ where
                 sink.diff(diff)
             }
         })?;
-        // D's diffs the log no longer has (it cannot happen under one
-        // snapshot): sent rather than lost.
-        let mut rest: Vec<Diff> = late.into_values().collect();
-        rest.sort_by_key(|d| d.logical_clock);
-        rest.into_iter().try_for_each(|diff| sink.diff(diff))
+        flush_rest(late, sink)
     }
+}
+
+/// D's diffs the log entries did not take (none, read as of one moment):
+/// sent rather than lost.
+fn flush_rest(late: HashMap<String, Diff>, sink: &mut dyn Sink) -> Result<(), SyncError> {
+    let mut rest: Vec<Diff> = late.into_values().collect();
+    rest.sort_by_key(|d| d.logical_clock);
+    rest.into_iter().try_for_each(|diff| sink.diff(diff))
 }
