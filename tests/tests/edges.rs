@@ -140,9 +140,26 @@ fn numbers_come_back_with_the_digits_the_client_sent() {
         engine.apply(1, vec![update], "alice").expect("update");
         let mut other = Device::new("other");
         let answer = engine.apply(0, vec![], "alice").expect("pull");
-        other.receive(&answer);
         let text = serde_json::to_string(&answer).expect("json");
         assert!(text.contains(digits) && text.contains(big), "{:?}: {text}", db.backend());
+        // Another device that takes the answer holds the row as sent: the
+        // create's fields with the update's number, digit for digit.
+        assert!(other.receive(&answer), "{:?}: the answer was not taken", db.backend());
+        assert_eq!(other.cursor(), 2, "{:?}", db.backend());
+        let row = other.rows().get(&("label".to_string(), "n1".to_string())).expect("the row");
+        assert_eq!(
+            serde_json::to_string(row).expect("json"),
+            format!(r#"{{"id":"n1","slug":"n","weight":{big}}}"#),
+            "{:?}",
+            db.backend()
+        );
+        // And a device that had the create pulls the update alone.
+        let mut had_create = Device::new("had-create");
+        assert!(had_create.receive(&engine.apply(0, vec![], "alice").expect("pull")));
+        let update_only = engine.apply(1, vec![], "alice").expect("pull from 1");
+        assert_eq!(update_only.diffs.len(), 1, "{:?}", db.backend());
+        let text = serde_json::to_string(&update_only).expect("json");
+        assert!(text.contains(big) && !text.contains(digits), "{:?}: {text}", db.backend());
     });
 }
 
