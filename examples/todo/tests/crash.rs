@@ -1,10 +1,13 @@
 //! Crashes under load: 16 devices of 4 owners sync in a loop while the
 //! server process is killed (SIGKILL) and started again, three times, on
-//! SQLite and on PostgreSQL; and while PostgreSQL itself is restarted
-//! (`pg_ctl restart -m immediate`) under a running server. Every answer is
-//! 200, 503 or no answer at all (never a 500 or a 401); afterwards every
-//! diff that was answered 200 is in the log once (or remembered as dropped
-//! by its merge), every device converges, and none is stuck.
+//! SQLite and on PostgreSQL; while PostgreSQL itself crashes (`pg_ctl stop
+//! -m immediate`) and starts again under a running server; and while
+//! MariaDB kills the server's sessions. Every answer is 200, 503 or no
+//! answer at all (never a 500 or a 401; with the server up, always an
+//! answer); afterwards every diff that was answered 200 is in the log once
+//! (or remembered as dropped by its merge), every device converges, and
+//! none is stuck. Each step waits for what it needs (every device synced,
+//! a 503 seen), never for a fixed time.
 //!
 //! A longer run, for BENCHMARKS.md: `MOBYNC_CRASH_KILLS=20
 //! MOBYNC_CRASH_PHASE_MS=3000 cargo test --release -p todo --all-features
