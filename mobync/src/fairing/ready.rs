@@ -66,8 +66,6 @@ impl<C: LogConnection, O: Owner> Handler for Ready<C, O> {
 
 impl<C: LogConnection, O: Owner> From<Ready<C, O>> for Vec<Route> {
     fn from(ready: Ready<C, O>) -> Vec<Route> {
-        let mut route = Route::new(Method::Get, "/", ready);
-        route.name = Some("mobync_ready".into());
-        vec![route]
+        vec![super::ignite::sentried::<C, O>(Method::Get, "mobync_ready", ready)]
     }
 }
