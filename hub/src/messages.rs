@@ -176,7 +176,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         sql::record_change(conn, &sent.id, State::Processing, now, "")?;
         let owner = self.owner_of(network)?;
         let (_, report) = engine.apply_within(conn, None, vec![diff], &owner)?;
-        mobync::db::after_commit(move || report.emit());
+        mobync::__private_0_1::after_commit(move || report.emit());
         if let Some(remote) = &send.remote_id {
             sql::map_remote(conn, &node.id, remote, &record_id)?;
         }

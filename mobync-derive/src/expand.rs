@@ -368,7 +368,7 @@ impl<'s, 'a> Model<'s, 'a> {
                 .filter(#table::#owner_col.eq(owner))
         };
         let insert_rows = if is_db_connection(conn) {
-            quote!(::mobync::__mobync_on_backend!(conn, c => #private::diesel::insert_into(#table::table).values(rows).execute(c)))
+            quote!(#private::on_backend!(conn, c => #private::diesel::insert_into(#table::table).values(rows).execute(c)))
         } else {
             quote!(#private::diesel::insert_into(#table::table).values(rows).execute(conn))
         };

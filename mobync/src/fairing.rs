@@ -35,29 +35,33 @@
 //! Configuration comes from Rocket's figment, table `mobync` (`Rocket.toml`
 //! or `ROCKET_MOBYNC='{path="/api/sync"}'`), see [`Config`].
 
+#[cfg(any(test, feature = "testing"))]
 mod announce;
 mod audit;
 mod compaction;
 mod config;
 mod drain;
-mod http;
+pub(crate) mod http;
 mod ignite;
 mod ready;
 mod request_id;
 mod respond;
 mod source;
 
+#[cfg(any(test, feature = "testing"))]
 pub use announce::Announce;
 use config::seconds;
 pub use config::Config;
-pub use http::{read_body, ApiError, RETRY_AFTER_SECONDS};
+pub(crate) use http::read_body;
+pub use http::{ApiError, RETRY_AFTER_SECONDS};
 pub use ignite::ROUTE_NAME;
 pub use ready::Ready;
 pub use request_id::{RequestId, WithRequestId};
 pub use respond::SyncAnswer;
 #[cfg(feature = "sync-db-pools")]
-pub use source::DatabaseSource;
-pub use source::{with_connection, Connections, Job, PoolSource};
+use source::DatabaseSource;
+use source::PoolSource;
+pub use source::{with_connection, Connections};
 
 use crate::db::{LogConnection, Pool};
 use crate::endpoint::{Authenticator, Endpoint};

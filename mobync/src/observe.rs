@@ -182,7 +182,8 @@ pub fn has_subscriber() -> bool {
 /// Without one it is at DEBUG: the `log` crate would print one line per
 /// field recorded, so at the default level a sync is the one line of
 /// [`sync_ended`], and the fields one by one only at `debug`.
-pub fn sync_span(request_id: &str) -> tracing::Span {
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) fn sync_span(request_id: &str) -> tracing::Span {
     use tracing::field::Empty;
     macro_rules! sync_span {
         ($level:expr) => {
@@ -216,7 +217,8 @@ pub fn sync_span(request_id: &str) -> tracing::Span {
 /// refused` (INFO, a 4xx, with its `code`) or `sync failed` (ERROR, a 5xx).
 /// Without a subscriber (see [`sync_span`]) it also holds what the span
 /// holds: request id, owner, status, counts and durations, one line.
-pub fn sync_ended(request_id: &str, report: &Report, status: u16, code: Option<&str>, duration: std::time::Duration, db: Option<std::time::Duration>) {
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) fn sync_ended(request_id: &str, report: &Report, status: u16, code: Option<&str>, duration: std::time::Duration, db: Option<std::time::Duration>) {
     if has_subscriber() {
         match code {
             None => tracing::info!(target: "mobync::fairing", status, "sync"),
@@ -258,7 +260,8 @@ pub fn sync_ended(request_id: &str, report: &Report, status: u16, code: Option<&
 
 /// A new request id: 32 hex digits, random enough to tell requests apart
 /// in logs (not a secret).
-pub fn new_request_id() -> String {
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
@@ -277,7 +280,8 @@ pub fn new_request_id() -> String {
 
 /// A client's request id if it is usable as one (1 to 128 visible ASCII
 /// characters), else a new one.
-pub fn request_id_or_new(given: Option<&str>) -> String {
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) fn request_id_or_new(given: Option<&str>) -> String {
     match given {
         Some(id) if (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) => id.to_owned(),
         _ => new_request_id(),
@@ -287,7 +291,8 @@ pub fn request_id_or_new(given: Option<&str>) -> String {
 /// The filter that Rocket's `log_level` (`ROCKET_LOG_LEVEL`) stands for:
 /// `critical` shows errors, `normal` info, `debug` everything, `off`
 /// nothing; `info` when unset.
-pub fn level_of_rocket(level: Option<&str>) -> &'static str {
+#[cfg_attr(not(feature = "subscriber"), allow(dead_code))]
+pub(crate) fn level_of_rocket(level: Option<&str>) -> &'static str {
     match level.map(str::to_ascii_lowercase).as_deref() {
         Some("off") => "off",
         Some("critical") => "error",

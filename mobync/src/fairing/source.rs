@@ -13,15 +13,31 @@ use std::time::Duration;
 /// A piece of work to run on a connection, on a blocking thread.
 pub type Job<C> = Box<dyn FnOnce(&mut C) + Send>;
 
-/// Something that runs [`Job`]s on connections of type `C`.
+/// Where a running fairing's connections come from (mobync's pool or a
+/// `#[database]` pool), with the fairing's bounded wait: what
+/// [`with_connection`] runs a closure on, e.g. for the fairing's
+/// [`Running::connections`](super::Running::connections).
 #[rocket::async_trait]
 pub trait Connections<C>: Send + Sync + 'static {
     /// Runs `job` on a connection; `unavailable` (503) if none came free
-    /// within the configured wait.
+    /// within the configured wait. Call [`with_connection`] instead.
+    #[doc(hidden)]
     async fn run(&self, job: Job<C>) -> Result<(), SyncError>;
 }
 
-/// Runs `f` on a connection of `source` and returns what it returns.
+/// Runs `f` on a connection of `source`, on a blocking thread, and returns
+/// what it returns; `unavailable` (503) if no connection came free within
+/// the fairing's wait.
+///
+/// ```no_run
+/// # use mobync::{db::DbConnection, fairing::with_connection, SyncFairing};
+/// # async fn count(sync: &SyncFairing<DbConnection, String>) -> Result<(), mobync::SyncError> {
+/// use mobync::db::LogConnection;
+/// let running = sync.running().expect("the fairing is ignited");
+/// with_connection(running.connections(), |conn: &mut DbConnection| conn.batch("SELECT 1")).await?
+///     .map_err(mobync::SyncError::database)
+/// # }
+/// ```
 pub async fn with_connection<C, R, F>(source: &dyn Connections<C>, f: F) -> Result<R, SyncError>
 where
     C: 'static,
