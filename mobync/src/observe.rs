@@ -12,7 +12,7 @@
 //! back to the `log` crate when no subscriber is installed: then the span
 //! is at DEBUG (the `log` crate would print each field recorded on it as a
 //! line of its own) and the closing event carries its fields, so a sync is
-//! one line at Rocket's default level ([`sync_span`], [`sync_ended`]).
+//! one line at Rocket's default level (the `sync` span and its closing event).
 //! [`init_logging`] (feature `subscriber`) installs a subscriber that also
 //! carries Rocket's `log` lines, one stream.
 //!
@@ -302,8 +302,8 @@ pub(crate) fn level_of_rocket(level: Option<&str>) -> &'static str {
 }
 
 /// Installs a `tracing` subscriber printing to stderr, filtered by
-/// `RUST_LOG` (else by `ROCKET_LOG_LEVEL`, see [`level_of_rocket`]; else
-/// `info`), that also carries the `log` crate's records
+/// `RUST_LOG` (else by `ROCKET_LOG_LEVEL`: `critical` shows errors,
+/// `normal` info, `debug` everything, `off` nothing; else `info`), that also carries the `log` crate's records
 /// (Rocket's request lines): the app's whole log is one stream, and every
 /// line of a sync says its request id. Call it before building Rocket
 /// (Rocket then keeps from installing its own logger). Feature

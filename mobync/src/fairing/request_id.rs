@@ -8,7 +8,7 @@ use rocket::response::{self as response, Responder};
 
 /// A request's id: its `X-Request-Id` header if usable (1 to 128 visible
 /// ASCII characters), else a new one. A request guard, for an app's own
-/// sync route (see [`SyncFairing::without_route`]).
+/// sync route (see [`SyncFairing::without_route`](super::SyncFairing::without_route)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
