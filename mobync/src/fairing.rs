@@ -92,6 +92,17 @@ struct Parts<C: LogConnection, O> {
 
 /// A running fairing's engine and connections, for other faces on the same
 /// engine (the hub): see [`SyncFairing::running`].
+///
+/// ```no_run
+/// # use mobync::{db::DbConnection, SyncFairing, SyncError};
+/// # async fn compact(sync: &SyncFairing<DbConnection, String>) -> Result<(), SyncError> {
+/// let running = sync.running().expect("the fairing is ignited");
+/// if let Some(done) = running.compact("ada", None).await? {
+///     println!("ada's log: {} entries, {} before", done.entries_after, done.entries_before);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub struct Running<C: LogConnection, O>(Arc<Live<C, O>>);
 
 impl<C: LogConnection, O> Clone for Running<C, O> {
@@ -129,6 +140,21 @@ struct Shared<C: LogConnection, O> {
 /// The fairing, and the sync route's handler: syncs the app's [`Models`] on
 /// connections of type `C` for owners of type `O`, authenticated by an
 /// [`Authenticator`]. Clones share one engine.
+///
+/// ```no_run
+/// use mobync::db::{self, DbConnection};
+/// use mobync::{AuthError, Models, SyncFairing};
+///
+/// let pool = db::pool::<DbConnection>("app.sqlite").expect("database");
+/// let auth = |_: &mut DbConnection, token: &str| match token {
+///     "secret" => Ok("ada".to_string()),
+///     _ => Err(AuthError::refused("unknown auth_token")),
+/// };
+/// let sync = SyncFairing::new(pool, Models::new(), auth);
+/// // `POST /sync` (mounted by the fairing) and `GET /ready`.
+/// let rocket = rocket::build().attach(sync.clone()).mount("/ready", sync.ready());
+/// # drop(rocket);
+/// ```
 pub struct SyncFairing<C: LogConnection, O> {
     shared: Arc<Shared<C, O>>,
 }

@@ -6,6 +6,12 @@ use rocket::serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The fairing's settings, from the `mobync` table of Rocket's figment.
+///
+/// ```
+/// let figment = rocket::Config::figment().merge(("mobync.path", "/api/sync")).merge(("mobync.max_diffs", 1000));
+/// let config: mobync::fairing::Config = figment.extract_inner("mobync").unwrap();
+/// assert_eq!((config.path.as_str(), config.max_diffs, config.migrate), ("/api/sync", 1000, true));
+/// ```
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(crate = "rocket::serde", default)]
 pub struct Config {

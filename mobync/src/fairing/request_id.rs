@@ -9,6 +9,16 @@ use rocket::response::{self as response, Responder};
 /// A request's id: its `X-Request-Id` header if usable (1 to 128 visible
 /// ASCII characters), else a new one. A request guard, for an app's own
 /// sync route (see [`SyncFairing::without_route`](super::SyncFairing::without_route)).
+///
+/// ```
+/// use mobync::fairing::{RequestId, WithRequestId};
+///
+/// #[rocket::get("/hello")]
+/// fn hello(id: RequestId) -> WithRequestId<&'static str> {
+///     WithRequestId("hello", id) // answered with the same `X-Request-Id`
+/// }
+/// # let _ = rocket::routes![hello];
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
