@@ -178,7 +178,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         let mut report = mobync::observe::Report::default();
         let mut answer = mobync::protocol::SyncResponse::ok(0, Vec::new());
         engine.run(conn, mobync::engine::Request::within_transaction(&owner, vec![diff]), &mut answer, &mut report)?;
-        mobync::db::after_commit(move || report.emit());
+        mobync::__private_0_1::after_commit(move || report.emit());
         if let Some(remote) = &send.remote_id {
             sql::map_remote(conn, &node.id, remote, &record_id)?;
         }

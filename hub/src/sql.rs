@@ -4,7 +4,8 @@
 
 use crate::model::{ChangeRow, Count, MessageRow, NetworkRow, NodeRow, One, RecordRow, State};
 use crate::HubError;
-use mobync::db::{AnyRow, Bind, Dialect, LogConnection};
+use mobync::__private_0_1::{AnyRow, Bind};
+use mobync::db::{Dialect, LogConnection};
 use mobync::observe::names;
 
 /// `sql` with its `?` placeholders as the dialect writes them.
@@ -272,7 +273,7 @@ pub fn insert_messages<C: LogConnection>(conn: &mut C, messages: &[MessageRow], 
         execute(conn, &text, &binds)?;
     }
     let (state, n) = (state.as_str(), messages.len() as u64);
-    mobync::db::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => state).increment(n));
+    mobync::__private_0_1::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => state).increment(n));
     Ok(())
 }
 
@@ -345,7 +346,7 @@ pub fn record_change<C: LogConnection>(conn: &mut C, id: &str, state: State, now
     let text = "INSERT INTO hub_changes (message_id, state, at, note) VALUES (?, ?, ?, ?)";
     execute(conn, text, &[Bind::Text(id), Bind::Text(state.as_str()), Bind::BigInt(now), Bind::Text(note)])?;
     let state = state.as_str();
-    mobync::db::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => state).increment(1));
+    mobync::__private_0_1::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => state).increment(1));
     Ok(())
 }
 
@@ -421,7 +422,7 @@ pub fn supersede<C: LogConnection>(conn: &mut C, node_id: &str, now: i64) -> Res
     execute(conn, &text, &[Bind::BigInt(now), Bind::Text(node_id)])?;
     let text = format!("UPDATE hub_messages SET state = 'superseded', lease_until = NULL, done_at = ? WHERE {open}");
     let n = execute(conn, &text, &[Bind::BigInt(now), Bind::Text(node_id)])?;
-    mobync::db::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => "superseded").increment(n as u64));
+    mobync::__private_0_1::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => "superseded").increment(n as u64));
     Ok(n)
 }
 

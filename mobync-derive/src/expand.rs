@@ -39,9 +39,10 @@ fn connections(input: &Struct) -> Vec<Path> {
 }
 
 /// Whether `path` is mobync's `DbConnection`, whose batch INSERTs must go
-/// through the backend's own connection.
+/// through the backend's own connection: by its full path (see
+/// [`valid::whose_connection`]), never by its last segment alone.
 fn is_db_connection(path: &Path) -> bool {
-    path.segments.last().is_some_and(|segment| segment.ident == "DbConnection")
+    matches!(valid::whose_connection(path), Ok(true))
 }
 
 /// After an error: the errors, and impls whose methods are never run, so
@@ -367,7 +368,7 @@ impl<'s, 'a> Model<'s, 'a> {
                 .filter(#table::#owner_col.eq(owner))
         };
         let insert_rows = if is_db_connection(conn) {
-            quote!(::mobync::__mobync_on_backend!(conn, c => #private::diesel::insert_into(#table::table).values(rows).execute(c)))
+            quote!(#private::on_backend!(conn, c => #private::diesel::insert_into(#table::table).values(rows).execute(c)))
         } else {
             quote!(#private::diesel::insert_into(#table::table).values(rows).execute(conn))
         };

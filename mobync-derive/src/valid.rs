@@ -126,8 +126,13 @@ pub fn check<'s, 'a>(input: &'s Struct<'a>) -> Result<Roles<'s, 'a>> {
         }
         data.push(field);
     }
-    let on_db_connection = input.attrs.connections.is_empty()
-        || input.attrs.connections.iter().any(|path| path.segments.last().is_some_and(|s| s.ident == "DbConnection"));
+    for path in &input.attrs.connections {
+        if let Err(err) = whose_connection(path) {
+            errors.push(err);
+        }
+    }
+    let on_db_connection =
+        input.attrs.connections.is_empty() || input.attrs.connections.iter().any(|path| matches!(whose_connection(path), Ok(true)));
     if on_db_connection {
         if let Err(err) = default_connection_holds(input) {
             errors.push(err);
@@ -192,6 +197,35 @@ fn what(role: &str) -> &'static str {
         "id" => "row id",
         _ => "owner column",
     }
+}
+
+/// Whether `path` (of `connection = path`) is mobync's own
+/// `DbConnection`, an enum whose code differs from that of a connection
+/// type: only when written in full, `mobync::db::DbConnection` (or
+/// `::mobync::db::DbConnection`). A path of another crate's, or of the
+/// app's starting with `crate`, `self` or `super`, is the app's own type,
+/// even named `DbConnection` (`type DbConnection = diesel::PgConnection`).
+/// A `DbConnection` reached by any other path (`DbConnection`,
+/// `db::DbConnection`) could be either: an error that asks which, rather
+/// than code generated for the wrong one.
+pub fn whose_connection(path: &syn::Path) -> Result<bool> {
+    let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    if names == ["mobync", "db", "DbConnection"] {
+        return Ok(true);
+    }
+    let rooted = path.leading_colon.is_some() || matches!(names[0].as_str(), "crate" | "self" | "super");
+    if names.last().map(String::as_str) != Some("DbConnection") || rooted || names.len() > 2 {
+        return Ok(false);
+    }
+    let written = names.join("::");
+    Err(Error::new_spanned(
+        path,
+        format!(
+            "`connection = {written}`: whose `DbConnection` is it? Write `mobync::db::DbConnection` for mobync's \
+             (or leave `connection` out: it is the default), or a path from a crate's root, such as \
+             `crate::{written}` or `::other_crate::{written}`, for a type of your own"
+        ),
+    ))
 }
 
 /// Types that mobync's default connection, `mobync::db::DbConnection`

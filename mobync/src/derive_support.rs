@@ -330,14 +330,17 @@ pub fn server_field(model: &str, field: &str) -> SyncError {
 /// enclosing function: Diesel's batch insert does not go through the
 /// `MultiConnection`, but does on each backend's connection. Which backends
 /// exist is mobync's choice (its features), so the arms are macros that
-/// mobync defines per feature, expanded in the user's crate.
+/// mobync defines per feature, expanded in the user's crate. Generated code
+/// names them by their versioned path, `mobync::__private_0_1::on_backend!`;
+/// `#[macro_export]` also puts each at the crate's root, under a name as
+/// versioned and as hidden.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __mobync_on_backend {
+macro_rules! __mobync_0_1_on_backend {
     ($conn:ident, $c:ident => $body:expr) => {{
-        $crate::__mobync_if_sqlite!($conn, $c => $body);
-        $crate::__mobync_if_postgres!($conn, $c => $body);
-        $crate::__mobync_if_mysql!($conn, $c => $body);
+        $crate::__private_0_1::if_sqlite!($conn, $c => $body);
+        $crate::__private_0_1::if_postgres!($conn, $c => $body);
+        $crate::__private_0_1::if_mysql!($conn, $c => $body);
         ::core::unreachable!("a DbConnection of no enabled backend")
     }};
 }
@@ -345,7 +348,7 @@ macro_rules! __mobync_on_backend {
 #[cfg(feature = "sqlite")]
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __mobync_if_sqlite {
+macro_rules! __mobync_0_1_if_sqlite {
     ($conn:ident, $c:ident => $body:expr) => {
         if let $crate::db::DbConnection::Sqlite($c) = &mut *$conn {
             return $body;
@@ -356,14 +359,14 @@ macro_rules! __mobync_if_sqlite {
 #[cfg(not(feature = "sqlite"))]
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __mobync_if_sqlite {
+macro_rules! __mobync_0_1_if_sqlite {
     ($($tokens:tt)*) => {};
 }
 
 #[cfg(feature = "postgres")]
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __mobync_if_postgres {
+macro_rules! __mobync_0_1_if_postgres {
     ($conn:ident, $c:ident => $body:expr) => {
         if let $crate::db::DbConnection::Pg($c) = &mut *$conn {
             return $body;
@@ -374,14 +377,14 @@ macro_rules! __mobync_if_postgres {
 #[cfg(not(feature = "postgres"))]
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __mobync_if_postgres {
+macro_rules! __mobync_0_1_if_postgres {
     ($($tokens:tt)*) => {};
 }
 
 #[cfg(feature = "mysql")]
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __mobync_if_mysql {
+macro_rules! __mobync_0_1_if_mysql {
     ($conn:ident, $c:ident => $body:expr) => {
         if let $crate::db::DbConnection::Mysql($c) = &mut *$conn {
             return $body;
@@ -392,7 +395,7 @@ macro_rules! __mobync_if_mysql {
 #[cfg(not(feature = "mysql"))]
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __mobync_if_mysql {
+macro_rules! __mobync_0_1_if_mysql {
     ($($tokens:tt)*) => {};
 }
 

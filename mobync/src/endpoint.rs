@@ -81,6 +81,20 @@ impl From<AuthError> for SyncError {
 /// Turns an `auth_token` into its owner, on a connection of the app's
 /// pool (it runs on a blocking thread, so it may query the database). Any
 /// `Fn(&mut C, &str) -> Result<O, AuthError>` is one.
+///
+/// ```
+/// use mobync::{db::DbConnection, AuthError, Authenticator};
+///
+/// fn authenticate(_conn: &mut DbConnection, token: &str) -> Result<String, AuthError> {
+///     match token.strip_prefix("token-") {
+///         Some(owner) if !owner.is_empty() => Ok(owner.to_string()),
+///         _ => Err(AuthError::refused("unknown auth_token")), // 401
+///     }
+/// }
+///
+/// fn check(_: impl Authenticator<DbConnection, String>) {}
+/// check(authenticate);
+/// ```
 pub trait Authenticator<C, O>: Send + Sync + 'static {
     /// The owner of `token`.
     fn authenticate(&self, conn: &mut C, token: &str) -> Result<O, AuthError>;

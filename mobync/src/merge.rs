@@ -64,13 +64,13 @@ pub fn merge(server: &[Diff], local: &[Diff]) -> Merge {
 /// while what other devices did since is; and a create in `applied` is a row
 /// the server has: later updates are not folded into it, nor a later delete
 /// cancelled against it.
-pub fn merge_retried(server: &[Diff], local: &[Diff], applied: &HashMap<String, i64>) -> Merge {
+pub(crate) fn merge_retried(server: &[Diff], local: &[Diff], applied: &HashMap<String, i64>) -> Merge {
     merge_owned(server.to_vec(), local.to_vec(), applied)
 }
 
 /// [`merge_retried`] taking its diffs by value: the stored diffs that reach
 /// D are moved there, never copied (an owner's whole log may be in S).
-pub fn merge_owned(server: Vec<Diff>, local: Vec<Diff>, applied: &HashMap<String, i64>) -> Merge {
+pub(crate) fn merge_owned(server: Vec<Diff>, local: Vec<Diff>, applied: &HashMap<String, i64>) -> Merge {
     let l_rows: Vec<RowKey> = local.iter().map(row_key).collect();
     // A stored diff on a row the request does not touch goes to D as it is:
     // only the others take part in the steps below.

@@ -12,7 +12,7 @@
 //! back to the `log` crate when no subscriber is installed: then the span
 //! is at DEBUG (the `log` crate would print each field recorded on it as a
 //! line of its own) and the closing event carries its fields, so a sync is
-//! one line at Rocket's default level ([`sync_span`], [`sync_ended`]).
+//! one line at Rocket's default level (the `sync` span and its closing event).
 //! [`init_logging`] (feature `subscriber`) installs a subscriber that also
 //! carries Rocket's `log` lines, one stream.
 //!
@@ -182,7 +182,8 @@ pub fn has_subscriber() -> bool {
 /// Without one it is at DEBUG: the `log` crate would print one line per
 /// field recorded, so at the default level a sync is the one line of
 /// [`sync_ended`], and the fields one by one only at `debug`.
-pub fn sync_span(request_id: &str) -> tracing::Span {
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) fn sync_span(request_id: &str) -> tracing::Span {
     use tracing::field::Empty;
     macro_rules! sync_span {
         ($level:expr) => {
@@ -216,7 +217,8 @@ pub fn sync_span(request_id: &str) -> tracing::Span {
 /// refused` (INFO, a 4xx, with its `code`) or `sync failed` (ERROR, a 5xx).
 /// Without a subscriber (see [`sync_span`]) it also holds what the span
 /// holds: request id, owner, status, counts and durations, one line.
-pub fn sync_ended(request_id: &str, report: &Report, status: u16, code: Option<&str>, duration: std::time::Duration, db: Option<std::time::Duration>) {
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) fn sync_ended(request_id: &str, report: &Report, status: u16, code: Option<&str>, duration: std::time::Duration, db: Option<std::time::Duration>) {
     if has_subscriber() {
         match code {
             None => tracing::info!(target: "mobync::fairing", status, "sync"),
@@ -258,7 +260,8 @@ pub fn sync_ended(request_id: &str, report: &Report, status: u16, code: Option<&
 
 /// A new request id: 32 hex digits, random enough to tell requests apart
 /// in logs (not a secret).
-pub fn new_request_id() -> String {
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
@@ -277,7 +280,8 @@ pub fn new_request_id() -> String {
 
 /// A client's request id if it is usable as one (1 to 128 visible ASCII
 /// characters), else a new one.
-pub fn request_id_or_new(given: Option<&str>) -> String {
+#[cfg_attr(not(feature = "rocket"), allow(dead_code))]
+pub(crate) fn request_id_or_new(given: Option<&str>) -> String {
     match given {
         Some(id) if (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) => id.to_owned(),
         _ => new_request_id(),
@@ -287,7 +291,8 @@ pub fn request_id_or_new(given: Option<&str>) -> String {
 /// The filter that Rocket's `log_level` (`ROCKET_LOG_LEVEL`) stands for:
 /// `critical` shows errors, `normal` info, `debug` everything, `off`
 /// nothing; `info` when unset.
-pub fn level_of_rocket(level: Option<&str>) -> &'static str {
+#[cfg_attr(not(feature = "subscriber"), allow(dead_code))]
+pub(crate) fn level_of_rocket(level: Option<&str>) -> &'static str {
     match level.map(str::to_ascii_lowercase).as_deref() {
         Some("off") => "off",
         Some("critical") => "error",
@@ -297,8 +302,8 @@ pub fn level_of_rocket(level: Option<&str>) -> &'static str {
 }
 
 /// Installs a `tracing` subscriber printing to stderr, filtered by
-/// `RUST_LOG` (else by `ROCKET_LOG_LEVEL`, see [`level_of_rocket`]; else
-/// `info`), that also carries the `log` crate's records
+/// `RUST_LOG` (else by `ROCKET_LOG_LEVEL`: `critical` shows errors,
+/// `normal` info, `debug` everything, `off` nothing; else `info`), that also carries the `log` crate's records
 /// (Rocket's request lines): the app's whole log is one stream, and every
 /// line of a sync says its request id. Call it before building Rocket
 /// (Rocket then keeps from installing its own logger). Feature

@@ -60,6 +60,19 @@ impl OperationType {
 }
 
 /// One logged change of one row. See PROTOCOL.md, "The diff".
+///
+/// ```
+/// use mobync::protocol::{Diff, OperationType};
+/// use serde_json::json;
+///
+/// let diff = Diff::new("d1", OperationType::Create, "task", json!({"id": "t1", "title": "milk"})).at(0, 1_700_000_000_000);
+/// assert_eq!(diff.row_id(), "t1");
+/// // On the wire, the row is a JSON string, as the Dart client sends it.
+/// let wire = serde_json::to_value(&diff).unwrap();
+/// assert_eq!(wire["type"], "create");
+/// assert!(wire["json_data"].is_string());
+/// assert_eq!(serde_json::from_value::<Diff>(wire).unwrap(), diff);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Value")]
 pub struct Diff {
@@ -167,6 +180,14 @@ impl TryFrom<Value> for Diff {
 }
 
 /// A sync request, as a client builds it.
+///
+/// ```
+/// use mobync::protocol::SyncRequest;
+///
+/// let request: SyncRequest = serde_json::from_str(r#"{"auth_token": "secret", "logical_clock": 0, "diffs": []}"#).unwrap();
+/// assert_eq!(request.logical_clock, 0);
+/// assert!(request.paging().is_none()); // version 1: no `page_size`
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncRequest {
     /// The token the authenticator turns into an owner.
@@ -205,6 +226,13 @@ pub struct Paging {
 }
 
 /// A successful sync's answer.
+///
+/// ```
+/// use mobync::protocol::SyncResponse;
+///
+/// let body: serde_json::Value = serde_json::from_slice(&SyncResponse::ok(3, vec![]).into_json()).unwrap();
+/// assert_eq!((body["success"].clone(), body["logical_clock"].clone()), (true.into(), 3.into()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncResponse {
     /// Always `true` here; failures are [`crate::ErrorBody`].

@@ -1,6 +1,6 @@
 //! A server binary as a child process, started as a user starts it (its
 //! configuration in the environment) on port 0: the OS picks a free port
-//! and the server announces it on stdout (`mobync::fairing::Announce`), so
+//! and the server announces it on stdout (`mobync::fairing::Announce`, or the examples' own `announce`), so
 //! no other process can take the port between a probe and the bind. The
 //! wait for that line notices a server that exited, and says why.
 

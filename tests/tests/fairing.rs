@@ -1,7 +1,9 @@
 //! The fairing's ways into an app, through Rocket's local client on a
 //! SQLite file: the route mounted by the fairing, by the app as a handler
-//! value, or called from the app's own route behind its own guard; and a
-//! pool with no free connection answered 503, not a hang.
+//! value, or called from the app's own route behind its own guard; a
+//! pool with no free connection answered 503, not a hang; a sync counted
+//! in flight once; `without_route` on a clone; and a route mounted without
+//! its fairing refused at launch (its sentinel).
 
 use mobync::db::{self, DbConnection, Pool, PoolSettings};
 use mobync::fairing::{ApiError, SyncAnswer};
@@ -14,6 +16,7 @@ use rocket::local::blocking::Client;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Build, Rocket, State};
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex, OnceLock};
 
 fn app(db: &TestDb, settings: PoolSettings) -> (Pool, SyncFairing<DbConnection, String>) {
     let pool = db::pool_with::<DbConnection>(&db.url, &settings).expect("pool");
@@ -108,4 +111,62 @@ fn a_pool_with_no_free_connection_is_503_with_retry_after_within_pool_wait() {
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "bounded by pool_wait");
     drop(held);
     assert_eq!(post(&client, "/sync", &[]).0, Status::Ok);
+}
+
+#[test]
+fn a_sync_is_in_flight_once_on_the_fairings_route_and_on_the_apps_own() {
+    let Some(db) = dbs::fresh(Backend::Sqlite) else { return };
+    let pool = db::pool_with::<DbConnection>(&db.url, &PoolSettings::default()).expect("pool");
+    models::create_tables(&mut pool.get().expect("connection"));
+    // The authenticator runs inside the sync: it notes the count then.
+    let fairing: Arc<OnceLock<SyncFairing<DbConnection, String>>> = Arc::default();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (inside, saw) = (fairing.clone(), seen.clone());
+    let auth = move |_: &mut DbConnection, token: &str| {
+        saw.lock().unwrap().push(inside.get().map(SyncFairing::in_flight));
+        match token {
+            "ada-token" => Ok("ada".to_string()),
+            _ => Err(AuthError::refused("unknown auth_token")),
+        }
+    };
+    let sync = SyncFairing::new(pool, models::models(), auth);
+    fairing.set(sync.clone()).ok().expect("set once");
+    let rocket = rocket::build().attach(sync.clone()).mount("/api/sync", sync.clone()).mount("/", rocket::routes![guarded]);
+    let client = client(rocket);
+    assert_eq!(post(&client, "/api/sync", &[]).0, Status::Ok);
+    assert_eq!(sync.in_flight(), 0, "its answer was written");
+    assert_eq!(post(&client, "/guarded/sync", &[("X-Api-Key", "letmein")]).0, Status::Ok);
+    assert_eq!(sync.in_flight(), 0);
+    assert_eq!(*seen.lock().unwrap(), [Some(1), Some(1)], "the route's handler and respond_as count one sync once");
+}
+
+#[test]
+fn without_route_holds_for_every_clone_and_panics_once_ignited() {
+    let Some(db) = dbs::fresh(Backend::Sqlite) else { return };
+    let (_, sync) = app(&db, PoolSettings::default());
+    let kept = sync.clone();
+    // A clone of a fairing that has clones (it used to be ignored then).
+    let client = client(rocket::build().attach(sync.clone().without_route()).mount("/", rocket::routes![guarded]));
+    assert_eq!(post(&client, "/sync", &[]).0, Status::NotFound, "no route mounted");
+    assert_eq!(post(&client, "/guarded/sync", &[("X-Api-Key", "letmein")]).0, Status::Ok);
+    let late = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kept.without_route()));
+    let payload = late.err().expect("a panic");
+    let message = payload.downcast_ref::<&str>().map(|m| m.to_string()).or_else(|| payload.downcast_ref::<String>().cloned());
+    let message = message.expect("a panic with a message");
+    assert!(message.contains("ignited already"), "{message}");
+}
+
+#[test]
+fn a_sync_or_ready_route_mounted_without_its_fairing_is_an_error_at_launch() {
+    let Some(db) = dbs::fresh(Backend::Sqlite) else { return };
+    let (_, sync) = app(&db, PoolSettings::default());
+    for rocket in [rocket::build().mount("/sync", sync.clone()), rocket::build().mount("/ready", sync.ready())] {
+        let err = Client::untracked(rocket).err().expect("the launch is refused");
+        assert!(matches!(err.kind(), rocket::error::ErrorKind::SentinelAborts(..)), "{:?}", err.kind());
+    }
+    // Attached, the same routes launch.
+    let rocket = rocket::build().attach(sync.clone()).mount("/api/sync", sync.clone()).mount("/ready", sync.ready());
+    let client = client(rocket);
+    assert_eq!(client.get("/ready").dispatch().status(), Status::Ok);
+    assert_eq!(post(&client, "/api/sync", &[]).0, Status::Ok);
 }

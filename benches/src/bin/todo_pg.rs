@@ -9,7 +9,6 @@
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use mobync::db::{self, Pool};
-use mobync::fairing::Announce;
 use mobync::{AuthError, Models, SyncFairing, Syncable};
 use rocket::serde::json::Json;
 use rocket::serde::{Deserialize, Serialize};
@@ -110,7 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .manage(pool.clone())
         .mount("/", routes![signup, health])
         .attach(SyncFairing::new(pool, models, authenticate))
-        .attach(Announce("todo_pg"))
+        .attach(todo::announce("todo_pg"))
         .launch()
         .await?;
     Ok(())

@@ -7,7 +7,6 @@
 //! projects) with the hub attached: networks of back-office nodes whose
 //! records are rows of the same owners, synced by the same engine.
 
-use mobync::fairing::Announce;
 use mobync_hub::Hub;
 
 #[rocket::main]
@@ -25,7 +24,7 @@ async fn main() {
         // A network created without an owner gets a new user as owner.
         let hub = Hub::new(|conn| todo::accounts::new_user(conn, "hub network").map(|(id, _)| id).map_err(|e| e.to_string()));
         let sync = app.sync(hub.install(app.models()));
-        let rocket = app.rocket(sync.clone()).attach(hub.fairing(sync.clone(), admin_token)).attach(Announce("hub"));
+        let rocket = app.rocket(sync.clone()).attach(hub.fairing(sync.clone(), admin_token)).attach(todo::announce("hub"));
         sync.finish(rocket.launch().await).await.map_err(Box::<dyn std::error::Error + Send + Sync>::from)
     };
     if let Err(err) = run.await {

@@ -4,7 +4,6 @@
 //! (`ROCKET_DATABASES='{notes={url="postgres://…"}}'` points elsewhere).
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use mobync::fairing::Announce;
 
 /// Makes sure the database at `url` exists: creates it through the
 /// server's `postgres` database if it does not. Says how to point the
@@ -25,6 +24,20 @@ fn ensure_database(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Prints `notes: listening on http://<address>:<port>` once the server
+/// listens: the line the tools and tests that start it wait for.
+fn announce() -> rocket::fairing::AdHoc {
+    rocket::fairing::AdHoc::on_liftoff("announce the address", |rocket| {
+        Box::pin(async move {
+            use std::io::Write;
+            let config = rocket.config();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "notes: listening on http://{}:{}", config.address, config.port);
+            let _ = out.flush();
+        })
+    })
+}
+
 #[rocket::main]
 async fn main() {
     let figment = notes::figment();
@@ -38,7 +51,7 @@ async fn main() {
         std::process::exit(1);
     }
     let (rocket, sync) = notes::server(figment);
-    if let Err(err) = sync.finish(rocket.attach(Announce("notes")).launch().await).await {
+    if let Err(err) = sync.finish(rocket.attach(announce()).launch().await).await {
         eprintln!("notes: {err}");
         std::process::exit(1);
     }

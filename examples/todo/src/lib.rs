@@ -21,6 +21,21 @@ const MYSQL: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// Prints `<name>: listening on http://<address>:<port>` once the server
+/// listens (the port the OS chose when `ROCKET_PORT=0`): the line the tools
+/// and tests that start the server wait for.
+pub fn announce(name: &'static str) -> rocket::fairing::AdHoc {
+    rocket::fairing::AdHoc::on_liftoff("announce the address", move |rocket| {
+        Box::pin(async move {
+            use std::io::Write;
+            let config = rocket.config();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{name}: listening on http://{}:{}", config.address, config.port);
+            let _ = out.flush();
+        })
+    })
+}
+
 /// The server on `database_url` (a SQLite path, `postgres://…` or
 /// `mysql://…`), with its tables created: [`App`] as it is.
 pub fn rocket(database_url: &str) -> Result<Rocket<Build>, Error> {

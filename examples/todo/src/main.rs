@@ -11,7 +11,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "todo.sqlite".into());
     let app = todo::App::new(&url)?;
     let sync = app.sync(app.models());
-    let launched = app.rocket(sync.clone()).attach(mobync::fairing::Announce("todo")).launch().await;
+    let launched = app.rocket(sync.clone()).attach(todo::announce("todo")).launch().await;
     // Syncs still in flight when Rocket returns are answered first.
     sync.finish(launched).await?;
     Ok(())

@@ -103,10 +103,28 @@ by_name!(ByNameSqlite, "sqlite", diesel::sqlite::Sqlite);
 by_name!(ByNamePg, "postgres", diesel::pg::Pg);
 by_name!(ByNameMysql, "mysql", diesel::mysql::Mysql);
 
+/// Seals [`LogConnection`].
+mod sealed {
+    pub trait Sealed {}
+}
+
 /// A Diesel connection mobync can keep its diff log on, run migrations on,
-/// and open write transactions on. Not meant to be implemented outside
-/// mobync: every Diesel connection type it supports already is.
-pub trait LogConnection: Send + 'static {
+/// and open write transactions on: `SqliteConnection`, `PgConnection`,
+/// `MysqlConnection` (each behind its feature) and [`DbConnection`]. It is
+/// sealed: no other type can implement it. An app names it as a bound and
+/// uses [`open`](LogConnection::open), [`dialect`](LogConnection::dialect)
+/// and [`batch`](LogConnection::batch); the rest is the diff log's SQL
+/// plumbing, hidden.
+///
+/// ```
+/// # #[cfg(feature = "sqlite")] {
+/// use mobync::db::{Dialect, LogConnection};
+/// let mut conn = diesel::SqliteConnection::open(":memory:").unwrap();
+/// assert_eq!(conn.dialect(), Dialect::Sqlite);
+/// conn.batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)").unwrap();
+/// # }
+/// ```
+pub trait LogConnection: sealed::Sealed + Send + 'static {
     /// The SQL dialect.
     fn dialect(&self) -> Dialect;
     /// Opens a connection to `url` (for SQLite a path, or `sqlite://path`).
@@ -115,8 +133,10 @@ pub trait LogConnection: Send + 'static {
         Self: Sized;
     /// Runs SQL text without binds (several statements allowed).
     fn batch(&mut self, sql: &str) -> QueryResult<()>;
+    #[doc(hidden)]
     /// Runs a statement; the number of rows it touched.
     fn execute(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<usize>;
+    #[doc(hidden)]
     /// Hands diff log rows to `each` one at a time, as the database returns
     /// them (an owner's whole log is never in memory as rows and diffs at
     /// once); `each` may stop the query with an error.
@@ -137,24 +157,31 @@ pub trait LogConnection: Send + 'static {
         binds: &[Bind<'_>],
         each: &mut dyn FnMut(R) -> Result<(), crate::SyncError>,
     ) -> Result<(), crate::SyncError>;
+    #[doc(hidden)]
     /// Loads the rows of a query, as `R`.
     fn load<R: AnyRow>(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<R>>;
+    #[doc(hidden)]
     /// Begins a read-only transaction on one snapshot of the database: every
     /// statement in it sees the same committed state (PostgreSQL
     /// `REPEATABLE READ READ ONLY`, MariaDB `WITH CONSISTENT SNAPSHOT`,
     /// SQLite a deferred transaction, whose first read fixes its snapshot
     /// in WAL mode). Ended by [`commit`](LogConnection::commit).
     fn begin_snapshot(&mut self) -> QueryResult<()>;
+    #[doc(hidden)]
     /// Begins a transaction: a write transaction takes SQLite's write lock
     /// at once (`BEGIN IMMEDIATE`), so that two writers never deadlock on a
     /// lock upgrade; elsewhere a plain `BEGIN`.
     fn begin(&mut self, write: bool) -> QueryResult<()>;
+    #[doc(hidden)]
     /// Commits the transaction.
     fn commit(&mut self) -> QueryResult<()>;
+    #[doc(hidden)]
     /// Rolls the transaction back.
     fn rollback(&mut self) -> QueryResult<()>;
+    #[doc(hidden)]
     /// Runs the pending migrations of `source`.
     fn run_migrations(&mut self, source: super::migrations::MobyncMigrations) -> migration::Result<()>;
+    #[doc(hidden)]
     /// Whether the connection is known to be unusable.
     fn broken(&mut self) -> bool;
 }
@@ -162,6 +189,8 @@ pub trait LogConnection: Send + 'static {
 /// Implements [`LogConnection`] for a concrete Diesel connection type.
 macro_rules! log_connection {
     ($conn:ty, $dialect:expr, $backend:ty, $loading:ty) => {
+        impl sealed::Sealed for $conn {}
+
         impl LogConnection for $conn {
             fn dialect(&self) -> Dialect {
                 $dialect
@@ -303,6 +332,8 @@ macro_rules! with_inner {
     };
 }
 
+
+impl sealed::Sealed for DbConnection {}
 
 impl LogConnection for DbConnection {
     fn dialect(&self) -> Dialect {

@@ -21,21 +21,22 @@
 //! # Ok(()) }
 //! ```
 
-mod conn;
+pub(crate) mod conn;
 pub mod audit;
 mod history;
 pub mod migrations;
 mod pool;
 pub mod schema;
-mod store;
+pub(crate) mod store;
 mod tables;
 
-pub use conn::{AnyRow, Bind, DiffRow, KnownRow, LogConnection, NumberRow};
+pub use conn::LogConnection;
+pub(crate) use conn::{Bind, DiffRow, KnownRow, NumberRow};
 pub(crate) use pool::discard_connection;
 #[cfg(feature = "rocket")]
 pub(crate) use pool::keep_connection;
 pub use pool::{pool, pool_with, Manager, Pool, PoolSettings};
-pub use store::{after_commit, DieselStore};
+pub use store::DieselStore;
 pub use tables::Tables;
 
 use diesel::Connection;

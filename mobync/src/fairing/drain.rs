@@ -8,7 +8,11 @@
 //! committed is never answered. [`super::SyncFairing::drained`] is what
 //! `main` awaits first.
 
+use super::SyncFairing;
+use crate::db::LogConnection;
+use crate::owner::Owner;
 use rocket::tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
+use rocket::Rocket;
 use std::io::{Cursor, SeekFrom};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,6 +103,57 @@ impl<B> Streamed<B> {
 impl<B: AsyncRead + Unpin> AsyncRead for Streamed<B> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.body).poll_read(cx, buf)
+    }
+}
+
+impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
+    /// Syncs in flight now: from their arrival until their answer is
+    /// written (for the route the fairing or the app mounted as a handler
+    /// value; until [`respond_as`](SyncFairing::respond_as) returns for an
+    /// app's own route).
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.count()
+    }
+
+    /// Waits until no sync is in flight, at most `within`; whether none is.
+    /// What `main` awaits once `launch()` returned, before it returns:
+    /// Rocket 0.5 may return from `launch()` while requests still run (with
+    /// a `Shutdown` error), and returning from `main` then would drop syncs
+    /// that committed before they are answered.
+    ///
+    /// ```no_run
+    /// # use mobync::{db::DbConnection, SyncFairing};
+    /// # async fn serve(rocket: rocket::Rocket<rocket::Build>, sync: SyncFairing<DbConnection, String>) {
+    /// let launched = rocket.launch().await;
+    /// sync.drained(std::time::Duration::from_secs(10)).await;
+    /// # drop(launched);
+    /// # }
+    /// ```
+    pub async fn drained(&self, within: Duration) -> bool {
+        self.shared.in_flight.drained(within).await
+    }
+
+    /// What `main` does with `launch()`'s result: waits (up to 30 s) until
+    /// no sync is in flight, then passes the result on, except a
+    /// `Shutdown` error once every sync was answered (Rocket 0.5 reports
+    /// one when its accept loop ended before its request tasks did).
+    ///
+    /// ```no_run
+    /// # use mobync::{db::DbConnection, SyncFairing};
+    /// # async fn serve(rocket: rocket::Rocket<rocket::Build>, sync: SyncFairing<DbConnection, String>) -> Result<(), rocket::Error> {
+    /// sync.finish(rocket.attach(sync.clone()).launch().await).await
+    /// # }
+    /// ```
+    pub async fn finish<P: rocket::Phase>(&self, launched: Result<Rocket<P>, rocket::Error>) -> Result<(), rocket::Error> {
+        let drained = self.drained(Duration::from_secs(30)).await;
+        match launched {
+            Ok(_) => Ok(()),
+            Err(err) if drained && matches!(err.kind(), rocket::error::ErrorKind::Shutdown(..)) => {
+                tracing::info!("mobync: every sync in flight at shutdown was answered");
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
     }
 }
 

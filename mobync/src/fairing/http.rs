@@ -38,7 +38,7 @@ impl<'r> Responder<'r, 'static> for ApiError {
 /// Reads the whole body: 413 over `limit`, 408 if it has not all arrived
 /// within `deadline` (a client that sends slowly, or stops), 400 if the
 /// connection fails. A body over the limit is read on and thrown away (up
-/// to [`DRAIN_FACTOR`] times the limit, within the deadline) before the 413
+/// to `DRAIN_FACTOR` (4) times the limit, within the deadline) before the 413
 /// goes out: a client still sending it would otherwise get a broken pipe
 /// instead of the answer.
 pub async fn read_body(data: Data<'_>, limit: ByteUnit, deadline: Duration) -> Result<Vec<u8>, SyncError> {
@@ -67,7 +67,7 @@ pub async fn read_body(data: Data<'_>, limit: ByteUnit, deadline: Duration) -> R
 
 /// How many times the body limit an oversize body is read on for, so that
 /// its client can read the 413; past that the connection is closed.
-pub const DRAIN_FACTOR: u64 = 4;
+pub(crate) const DRAIN_FACTOR: u64 = 4;
 
 /// Any other failure under the sync path (wrong method, a panic...) as a
 /// JSON body too, never Rocket's HTML page.

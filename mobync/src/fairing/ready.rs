@@ -18,7 +18,13 @@ const READY_WAIT: Duration = Duration::from_secs(2);
 /// The readiness route of a [`SyncFairing`]: `GET` answers 200
 /// `{"ready": true}` when a connection of the sync's pool runs `SELECT 1`
 /// within 2 s, else 503 `{"ready": false, "error": …}` with `Retry-After`.
-/// Mount it where the app wants it: `rocket.mount("/ready", sync.ready())`.
+/// Mount it where the app wants it:
+///
+/// ```no_run
+/// # fn app(sync: mobync::SyncFairing<mobync::db::DbConnection, String>) -> rocket::Rocket<rocket::Build> {
+/// rocket::build().attach(sync.clone()).mount("/ready", sync.ready())
+/// # }
+/// ```
 pub struct Ready<C: LogConnection, O>(pub(super) SyncFairing<C, O>);
 
 impl<C: LogConnection, O> Clone for Ready<C, O> {
@@ -66,8 +72,6 @@ impl<C: LogConnection, O: Owner> Handler for Ready<C, O> {
 
 impl<C: LogConnection, O: Owner> From<Ready<C, O>> for Vec<Route> {
     fn from(ready: Ready<C, O>) -> Vec<Route> {
-        let mut route = Route::new(Method::Get, "/", ready);
-        route.name = Some("mobync_ready".into());
-        vec![route]
+        vec![super::ignite::sentried::<C, O>(Method::Get, "mobync_ready", ready)]
     }
 }

@@ -6,21 +6,38 @@
 use crate::db::{LogConnection, Pool};
 use crate::error::SyncError;
 use crate::observe::names;
+use rocket::tokio::sync::Semaphore;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// A piece of work to run on a connection, on a blocking thread.
 pub type Job<C> = Box<dyn FnOnce(&mut C) + Send>;
 
-/// Something that runs [`Job`]s on connections of type `C`.
+/// Where a running fairing's connections come from (mobync's pool or a
+/// `#[database]` pool), with the fairing's bounded wait: what
+/// [`with_connection`] runs a closure on, e.g. for the fairing's
+/// [`Running::connections`](super::Running::connections).
 #[rocket::async_trait]
 pub trait Connections<C>: Send + Sync + 'static {
     /// Runs `job` on a connection; `unavailable` (503) if none came free
-    /// within the configured wait.
+    /// within the configured wait. Call [`with_connection`] instead.
+    #[doc(hidden)]
     async fn run(&self, job: Job<C>) -> Result<(), SyncError>;
 }
 
-/// Runs `f` on a connection of `source` and returns what it returns.
+/// Runs `f` on a connection of `source`, on a blocking thread, and returns
+/// what it returns; `unavailable` (503) if no connection came free within
+/// the fairing's wait.
+///
+/// ```no_run
+/// # use mobync::{db::DbConnection, fairing::with_connection, SyncFairing};
+/// # async fn count(sync: &SyncFairing<DbConnection, String>) -> Result<(), mobync::SyncError> {
+/// use mobync::db::LogConnection;
+/// let running = sync.running().expect("the fairing is ignited");
+/// with_connection(running.connections(), |conn: &mut DbConnection| conn.batch("SELECT 1")).await?
+///     .map_err(mobync::SyncError::database)
+/// # }
+/// ```
 pub async fn with_connection<C, R, F>(source: &dyn Connections<C>, f: F) -> Result<R, SyncError>
 where
     C: 'static,
@@ -39,24 +56,51 @@ where
     value.ok_or_else(|| SyncError::internal("a job on a connection did not finish"))
 }
 
-/// An r2d2 pool, waited on for at most `wait`.
+/// An r2d2 pool, waited on for at most `wait`. A job first waits (without
+/// a thread) for one of as many permits as the pool has connections, and
+/// only then takes a blocking thread to check a connection out, as
+/// `rocket_sync_db_pools` does: a burst of syncs beyond the pool's size
+/// queues on the async side instead of holding blocking threads that
+/// only wait.
 pub struct PoolSource<C: LogConnection> {
-    pub(super) pool: Pool<C>,
-    pub(super) wait: Duration,
+    pool: Pool<C>,
+    wait: Duration,
+    permits: Arc<Semaphore>,
+}
+
+impl<C: LogConnection> PoolSource<C> {
+    /// `pool`, waited on for at most `wait` in all (a permit, then a
+    /// connection).
+    pub(super) fn new(pool: Pool<C>, wait: Duration) -> Self {
+        let permits = Arc::new(Semaphore::new(pool.max_size() as usize));
+        PoolSource { pool, wait, permits }
+    }
+}
+
+/// A wait that ran out: 503.
+fn timed_out(err: impl std::fmt::Display) -> SyncError {
+    metrics::counter!(names::POOL_TIMEOUTS).increment(1);
+    SyncError::unavailable(format!("no database connection: {err}"))
 }
 
 #[rocket::async_trait]
 impl<C: LogConnection> Connections<C> for PoolSource<C> {
     async fn run(&self, job: Job<C>) -> Result<(), SyncError> {
-        let (pool, wait) = (self.pool.clone(), self.wait);
+        let started = std::time::Instant::now();
+        let permit = match rocket::tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(closed)) => return Err(SyncError::internal(closed)),
+            Err(_) => {
+                metrics::histogram!(names::POOL_WAIT_SECONDS).record(started.elapsed().as_secs_f64());
+                return Err(timed_out(format!("none came free within {} s", self.wait.as_secs_f64())));
+            }
+        };
+        let (pool, wait) = (self.pool.clone(), self.wait.saturating_sub(started.elapsed()));
         rocket::tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
+            let _permit = permit;
             let got = pool.get_timeout(wait);
             metrics::histogram!(names::POOL_WAIT_SECONDS).record(started.elapsed().as_secs_f64());
-            let mut conn = got.map_err(|err| {
-                metrics::counter!(names::POOL_TIMEOUTS).increment(1);
-                SyncError::unavailable(format!("no database connection: {err}"))
-            })?;
+            let mut conn = got.map_err(timed_out)?;
             crate::db::keep_connection();
             job(&mut conn);
             Ok(())
@@ -95,5 +139,40 @@ mod db_pools {
             conn.run(move |c: &mut C| job(c)).await;
             Ok(())
         }
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use diesel::SqliteConnection;
+    use std::time::Instant;
+
+    #[rocket::async_test]
+    async fn a_job_waits_for_a_permit_of_the_pools_size_before_it_takes_a_thread() {
+        let dir = std::env::temp_dir().join(format!("mobync-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = dir.join("s.sqlite").display().to_string();
+        let settings = crate::db::PoolSettings { max_size: 1, ..Default::default() };
+        let source = Arc::new(PoolSource::new(crate::db::pool_with::<SqliteConnection>(&url, &settings).unwrap(), Duration::from_millis(300)));
+        assert_eq!(source.permits.available_permits(), 1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let holder = source.clone();
+        let held = rocket::tokio::spawn(async move { holder.run(Box::new(move |_| rx.recv().unwrap_or(()))).await });
+        while source.permits.available_permits() > 0 {
+            rocket::tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The pool's one connection is taken: the next job waits on the
+        // permit (no thread), then is 503.
+        let started = Instant::now();
+        let err = source.run(Box::new(|_| ())).await.expect_err("no connection came free");
+        assert_eq!(err.kind, ErrorKind::Unavailable);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        tx.send(()).unwrap();
+        held.await.unwrap().expect("the first job ran");
+        assert_eq!(source.permits.available_permits(), 1, "its permit is back");
+        source.run(Box::new(|_| ())).await.expect("the next job runs");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
