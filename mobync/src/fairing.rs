@@ -421,6 +421,7 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
                 None
             }
             Err(err) => {
+                span.in_scope(|| err.log());
                 span.record("code", err.kind.code());
                 Some(err.kind.code())
             }
@@ -449,7 +450,7 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
             let _entered = span.enter();
             let started = Instant::now();
             let mut report = Report::default();
-            let answer = live.endpoint.sync_noting(conn, envelope, &mut report);
+            let answer = live.endpoint.sync_noting(conn, envelope, &mut report).map_err(|err| crate::db::settle(conn, err));
             let db_time = started.elapsed();
             (answer.map(|answer| SyncAnswer(answer.into_json())), report, db_time)
         });

@@ -140,6 +140,10 @@ pub trait LogConnection: Send + 'static {
     fn run_migrations(&mut self, source: super::migrations::MobyncMigrations) -> migration::Result<()>;
     /// Whether the connection is known to be unusable.
     fn broken(&mut self) -> bool;
+    /// Marks the connection unusable (Diesel's transaction manager in its
+    /// error state), so that a pool drops it when it gets it back: what
+    /// the holder of a connection found lost does (see [`super::settle`]).
+    fn discard(&mut self);
 }
 
 /// Implements [`LogConnection`] for a concrete Diesel connection type.
@@ -219,6 +223,11 @@ macro_rules! log_connection {
 
             fn broken(&mut self) -> bool {
                 diesel::r2d2::R2D2Connection::is_broken(self)
+            }
+
+            fn discard(&mut self) {
+                use diesel::connection::TransactionManager;
+                <$conn as diesel::Connection>::TransactionManager::transaction_manager_status_mut(self).set_in_error();
             }
         }
     };
@@ -325,5 +334,9 @@ impl LogConnection for DbConnection {
 
     fn broken(&mut self) -> bool {
         with_inner!(self, c => c.broken())
+    }
+
+    fn discard(&mut self) {
+        with_inner!(self, c => c.discard())
     }
 }

@@ -23,6 +23,7 @@
 
 mod conn;
 pub mod audit;
+mod fault;
 mod history;
 pub mod migrations;
 mod pool;
@@ -31,9 +32,7 @@ mod store;
 mod tables;
 
 pub use conn::{AnyRow, Bind, DiffRow, KnownRow, LogConnection, NumberRow};
-pub(crate) use pool::discard_connection;
-#[cfg(feature = "rocket")]
-pub(crate) use pool::keep_connection;
+pub use fault::{fault_of, messages_language, pin_messages, settle};
 pub use pool::{pool, pool_with, Manager, Pool, PoolSettings};
 pub use store::{after_commit, DieselStore};
 pub use tables::Tables;

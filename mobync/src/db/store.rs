@@ -4,7 +4,7 @@
 use super::{history, Bind, Dialect, DiffRow, KnownRow, LogConnection, NumberRow, Tables};
 use crate::history::NetRow;
 use crate::engine::{KnownIds, Marks, Store};
-use crate::error::SyncError;
+use crate::error::{DbFault, SyncError};
 use crate::protocol::{Diff, OperationType};
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -62,7 +62,10 @@ impl<C: LogConnection> DieselStore<C> {
         let lock = if lock && d != Dialect::Sqlite { " FOR UPDATE" } else { "" };
         let sql =
             format!("SELECT logical_clock AS n FROM {} WHERE owner = {}{lock}", d.quote(self.tables.clocks()), d.param(1));
-        let rows: Vec<NumberRow> = conn.load(&sql, &[Bind::Text(owner)]).map_err(db)?;
+        // A locking read only waits: whatever fails it on a live connection
+        // is the wait's (a lock timeout, a deadlock, a cancel).
+        let rows: Vec<NumberRow> =
+            conn.load(&sql, &[Bind::Text(owner)]).map_err(if lock.is_empty() { db } else { SyncError::database_waiting })?;
         Ok(rows.first().map(|r| r.n))
     }
 
@@ -82,7 +85,8 @@ impl<C: LogConnection> DieselStore<C> {
                  ON DUPLICATE KEY UPDATE logical_clock = logical_clock"
             ),
         };
-        conn.execute(&sql, &[Bind::Text(owner)]).map_err(db)?;
+        // Only takes the clock row's lock (the row is there or is made).
+        conn.execute(&sql, &[Bind::Text(owner)]).map_err(SyncError::database_waiting)?;
         Ok(())
     }
 
@@ -150,18 +154,21 @@ impl<C: LogConnection> DieselStore<C> {
         // 100 ms; other processes still meet the busy timeout.
         let _turn = (conn.dialect() == Dialect::Sqlite)
             .then(|| self.sqlite_writer.lock().unwrap_or_else(PoisonError::into_inner));
-        conn.begin(true).map_err(|e| E::from(db(e)))?;
+        // `BEGIN IMMEDIATE` waits for SQLite's write lock; elsewhere a BEGIN
+        // fails only on a lost connection.
+        conn.begin(true).map_err(|e| E::from(SyncError::database_waiting(e)))?;
         match f(conn) {
             Ok(value) => {
                 conn.commit().map_err(|e| E::from(db(e)))?;
                 Ok(value)
             }
-            Err(err) => {
-                if let Err(rollback) = conn.rollback() {
-                    tracing::error!("mobync: rollback failed: {rollback}");
-                }
-                Err(err)
-            }
+            Err(err) => match conn.rollback() {
+                Ok(()) => Err(err),
+                // A rollback fails only on a connection that is gone (Diesel
+                // then holds it broken, and its pool drops it): whatever
+                // failed before, that is the answer.
+                Err(rollback) => Err(E::from(SyncError::of_fault(DbFault::Lost, format!("rollback failed: {rollback}")))),
+            },
         }
     }
 }

@@ -57,7 +57,6 @@ impl<C: LogConnection> Connections<C> for PoolSource<C> {
                 metrics::counter!(names::POOL_TIMEOUTS).increment(1);
                 SyncError::unavailable(format!("no database connection: {err}"))
             })?;
-            crate::db::keep_connection();
             job(&mut conn);
             Ok(())
         })
