@@ -15,13 +15,17 @@
 //! - whether the connection still answers: a rollback that fails, or a
 //!   ping that fails after an error ([`settle`]), is a lost connection.
 //!
-//! What remains (a value a column cannot hold, a deadlock or lock timeout
-//! on an app's row) is recognised only in the messages of sessions whose
-//! language mobync pinned ([`pin_messages`]: `lc_messages` `C` on
-//! PostgreSQL where the role may set it, `en_US` on MySQL/MariaDB, SQLite's
-//! messages are never translated); in a session left in another language
+//! - MySQL/MariaDB's error number: asked with `GET DIAGNOSTICS` right after
+//!   the failed statement ([`said`]).
+//!
+//! What remains on PostgreSQL (a value a column cannot hold, a deadlock or
+//! lock timeout on an app's row) is recognised only in the messages of
+//! sessions whose language mobync pinned ([`pin_messages`]: `lc_messages`
+//! `C` where the role may set it); in a session left in another language
 //! it is a 500, never a wrong 422 or 503, and [`messages_language`] says so
-//! at ignition.
+//! at ignition. MySQL/MariaDB sessions are pinned to `en_US` too, for the
+//! column a unique violation names in its message (the status does not
+//! depend on it).
 //!
 //! [`DatabaseErrorKind`]: diesel::result::DatabaseErrorKind
 
@@ -29,37 +33,114 @@ use super::{Dialect, LogConnection};
 use crate::error::{DbFault, ErrorKind, SyncError};
 use diesel::result::{DatabaseErrorKind as Kind, Error};
 
+/// What the server said of the statement that just failed on a
+/// connection, asked without its words (see [`said`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Said {
+    /// Nothing more than Diesel's error (PostgreSQL, SQLite; an error that
+    /// is no database error).
+    Nothing,
+    /// MySQL/MariaDB's error number.
+    Number(u32),
+    /// The connection does not answer any more: it is lost.
+    NoAnswer,
+}
+
+/// Asks the server, right after a statement on `conn` failed with `err`
+/// and before any other statement, what it failed with: MySQL/MariaDB's
+/// error number (`GET DIAGNOSTICS`, which reads and keeps the diagnostics
+/// area), or that the connection no longer answers. Elsewhere nothing is
+/// asked (PostgreSQL keeps no such area; SQLite's connection cannot be
+/// lost). Two round trips, on failures only.
+pub fn said<C: LogConnection>(conn: &mut C, err: &Error) -> Said {
+    #[derive(diesel::QueryableByName)]
+    struct Number {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        n: Option<i64>,
+    }
+    if conn.dialect() != Dialect::Mysql || !matches!(err, Error::DatabaseError(..)) {
+        return Said::Nothing;
+    }
+    if conn.batch("GET DIAGNOSTICS CONDITION 1 @mobync_errno = MYSQL_ERRNO").is_err() {
+        // No condition to read (an error of the client library), or no
+        // connection: a ping tells which.
+        return if conn.batch("SELECT 1").is_err() { Said::NoAnswer } else { Said::Nothing };
+    }
+    match conn.load::<Number>("SELECT CAST(@mobync_errno AS SIGNED) AS n", &[]) {
+        Ok(rows) => rows.first().and_then(|row| row.n).and_then(|n| u32::try_from(n).ok()).map_or(Said::Nothing, Said::Number),
+        Err(_) => Said::NoAnswer,
+    }
+}
+
 /// What `err` says of its connection, without its text.
 pub fn fault_of(err: &Error) -> DbFault {
-    match err {
-        Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _) => DbFault::Lost,
-        Error::DatabaseError(Kind::SerializationFailure, _) => DbFault::Busy,
-        Error::DatabaseError(Kind::Unknown, info) if pinned_busy(info.message()) => DbFault::Busy,
+    fault_with(err, Said::Nothing)
+}
+
+/// What `err`, of which the server `said` what, says of its connection.
+pub fn fault_with(err: &Error, said: Said) -> DbFault {
+    match (said, err) {
+        (Said::NoAnswer, _) => DbFault::Lost,
+        (Said::Number(n), _) if mysql_fault(n).is_some() => mysql_fault(n).unwrap_or(DbFault::Other),
+        (_, Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _)) => DbFault::Lost,
+        (_, Error::DatabaseError(Kind::SerializationFailure, _)) => DbFault::Busy,
+        (Said::Nothing, Error::DatabaseError(Kind::Unknown, info)) if pinned_busy(info.message()) => DbFault::Busy,
         // Diesel's transaction manager gave up on the connection; a commit
         // that failed and whose rollback failed too: the connection is what
         // failed (whether the commit took effect is unknown; a retry is
         // harmless).
-        Error::BrokenTransactionManager | Error::RollbackErrorOnCommit { .. } => DbFault::Lost,
+        (_, Error::BrokenTransactionManager | Error::RollbackErrorOnCommit { .. }) => DbFault::Lost,
         _ => DbFault::Other,
     }
 }
 
-/// The messages of a lock wait given up, a deadlock or a canceled
-/// statement in the pinned languages (PostgreSQL `C`, MariaDB `en_US`) and
-/// SQLite's busy codes, whose text SQLite never translates. Matched only
-/// where no kind says it: a session in another language gets 500 here.
+/// The fault of a MySQL/MariaDB error number, where it is one.
+fn mysql_fault(number: u32) -> Option<DbFault> {
+    match number {
+        // Server shutdown, connection killed, gone away, lost, idle timeout.
+        1053 | 1927 | 2006 | 2013 | 4031 => Some(DbFault::Lost),
+        // Lock wait timeout, deadlock, query interrupted (KILL QUERY),
+        // MySQL's max_execution_time, MariaDB's max_statement_time.
+        1205 | 1213 | 1317 | 3024 | 1969 => Some(DbFault::Busy),
+        _ => None,
+    }
+}
+
+/// What is wrong with a value a column refused, by MySQL/MariaDB's error
+/// number: out of range (1264, 1690), too long (1406), not valid for the
+/// column (1366: an integer, a decimal, or a character the column's
+/// character set lacks; 1292, 1265, 1367).
+pub(crate) fn mysql_value_fault(number: u32) -> Option<&'static str> {
+    match number {
+        1264 | 1690 => Some("a value is out of its column's range"),
+        1406 => Some("a value is too long for its column"),
+        1366 | 1292 | 1265 | 1367 => Some("a value is not valid for its column"),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's messages, in the `C` locale mobync pins its sessions to
+/// where the role may (no SQLSTATE reaches mobync through Diesel 2.3), of a
+/// lock wait given up, a deadlock or a canceled statement; and SQLite's
+/// strings of its result codes SQLITE_BUSY and SQLITE_LOCKED, which SQLite
+/// never translates. Matched only where no kind or number says it: in a
+/// session left in another language these are 500.
 fn pinned_busy(message: &str) -> bool {
-    const PINNED: [&str; 8] = [
-        "database is locked",                   // SQLITE_BUSY
-        "database table is locked",             // SQLITE_LOCKED
-        "deadlock detected",                    // PostgreSQL 40P01
-        "canceling statement due to",           // PostgreSQL 55P03, 57014
-        "could not obtain lock",                // PostgreSQL 55P03 (NOWAIT)
-        "Lock wait timeout exceeded",           // MySQL 1205
-        "Query execution was interrupted",      // MySQL 1317, 3024; MariaDB 1969
-        "Deadlock found when trying to get lock", // MySQL 1213 where Diesel misses it
+    const POSTGRES: [&str; 3] = [
+        "deadlock detected",           // 40P01
+        "canceling statement due to",  // 55P03 lock timeout, 57014 statement timeout or cancel
+        "could not obtain lock",       // 55P03 (NOWAIT)
     ];
-    PINNED.iter().any(|pinned| message.contains(pinned))
+    message == "database is locked"
+        || message == "database table is locked"
+        || POSTGRES.iter().any(|pinned| message.starts_with(pinned))
+}
+
+/// The [`SyncError`] of `err`, which the last statement on `conn` failed
+/// with: [`said`] asked first, then [`fault_with`].
+pub fn failed<C: LogConnection>(conn: &mut C, err: Error) -> SyncError {
+    let said = said(conn, &err);
+    SyncError::of_fault(fault_with(&err, said), err)
 }
 
 /// What the holder of a connection does once a piece of work on it failed
@@ -112,23 +193,34 @@ pub fn messages_language<C: LogConnection>(conn: &mut C) -> Result<Option<String
         #[diesel(sql_type = diesel::sql_types::Text)]
         lang: String,
     }
-    let (sql, fix) = match conn.dialect() {
+    let (sql, what) = match conn.dialect() {
         Dialect::Postgres => (
             "SELECT current_setting('lc_messages') AS lang",
-            "mobync's role cannot set it: run `ALTER ROLE <role> SET lc_messages = 'C'` as a superuser, \
-             or `GRANT SET ON PARAMETER lc_messages TO <role>` (PostgreSQL 15+)",
+            "lost connections, lock timeouts on the owner's clock and unique values are still answered right, \
+             but a value a column cannot hold is answered 500 instead of 422, and a deadlock or lock timeout on an \
+             app's row 500 instead of 503. mobync's role may not set `lc_messages`: run \
+             `ALTER ROLE <role> SET lc_messages = 'C'` as a superuser, or (PostgreSQL 15+) \
+             `GRANT SET ON PARAMETER lc_messages TO <role>`",
         ),
-        Dialect::Mysql => ("SELECT CAST(@@lc_messages AS CHAR) AS lang", "set `lc_messages = en_US` for the server"),
+        Dialect::Mysql => (
+            "SELECT CAST(@@lc_messages AS CHAR) AS lang",
+            "every status is still right (mobync reads error numbers), but a unique violation's message no longer \
+             names the column; set `lc_messages = en_US` for the server",
+        ),
         Dialect::Sqlite => return Ok(None),
     };
     let rows: Vec<Language> = conn.load(sql, &[])?;
     let lang = rows.into_iter().next().map(|row| row.lang).unwrap_or_default();
     let english = lang == "C" || lang == "POSIX" || lang.starts_with("C.") || lang.starts_with("en");
-    Ok((!english).then(|| {
-        format!(
-            "the database answers its sessions in `{lang}`: lost connections, lock timeouts on the owner's clock and \
-             unique values are still answered right, but a value a column cannot hold, or a deadlock or lock timeout \
-             on an app's row, is then answered 500 instead of 422 or 503; {fix}"
-        )
-    }))
+    Ok((!english).then(|| format!("the database answers mobync's sessions in `{lang}`, not in English: {what}")))
+}
+
+/// Logs [`messages_language`]'s warning for `conn`'s session, if it has
+/// one: what the sync fairing does at ignition.
+pub fn warn_unless_english<C: LogConnection>(conn: &mut C) {
+    match messages_language(conn) {
+        Ok(Some(warning)) => tracing::warn!("mobync: {warning}"),
+        Ok(None) => {}
+        Err(err) => tracing::warn!("mobync: could not read the language of the database's messages: {err}"),
+    }
 }

@@ -23,7 +23,7 @@
 
 mod conn;
 pub mod audit;
-mod fault;
+pub(crate) mod fault;
 mod history;
 pub mod migrations;
 mod pool;
@@ -32,7 +32,7 @@ mod store;
 mod tables;
 
 pub use conn::{AnyRow, Bind, DiffRow, KnownRow, LogConnection, NumberRow};
-pub use fault::{fault_of, messages_language, pin_messages, settle};
+pub use fault::{failed, fault_of, fault_with, messages_language, pin_messages, said, settle, warn_unless_english, Said};
 pub use pool::{pool, pool_with, Manager, Pool, PoolSettings};
 pub use store::{after_commit, DieselStore};
 pub use tables::Tables;

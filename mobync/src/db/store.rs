@@ -159,7 +159,7 @@ impl<C: LogConnection> DieselStore<C> {
         conn.begin(true).map_err(|e| E::from(SyncError::database_waiting(e)))?;
         match f(conn) {
             Ok(value) => {
-                conn.commit().map_err(|e| E::from(db(e)))?;
+                conn.commit().map_err(|e| E::from(super::failed(conn, e)))?;
                 Ok(value)
             }
             Err(err) => match conn.rollback() {
@@ -242,7 +242,7 @@ impl<C: LogConnection> Store for DieselStore<C> {
                 binds.push(Bind::Text(owner));
                 binds.extend(chunk.iter().map(|id| Bind::Text(id)));
             }
-            for row in conn.load::<KnownRow>(&sql, &binds).map_err(db)? {
+            for row in conn.load::<KnownRow>(&sql, &binds).map_err(|e| super::failed(conn, e))? {
                 match row.kind.as_str() {
                     "s" => {
                         known.stored.insert(row.id);
@@ -285,13 +285,13 @@ impl<C: LogConnection> Store for DieselStore<C> {
                     Bind::Int((first + i) as i32),
                 ]);
             }
-            conn.execute(&sql, &binds).map_err(db)?;
+            conn.execute(&sql, &binds).map_err(|e| super::failed(conn, e))?;
         }
         for chunk in dropped.chunks(CHUNK) {
             // Two retries of one request may drop the same ids at once.
             let sql = self.insert_sql(d, self.tables.dropped(), "owner, id", chunk.len(), 2, true);
             let binds: Vec<Bind> = chunk.iter().flat_map(|id| [Bind::Text(owner), Bind::Text(id)]).collect();
-            conn.execute(&sql, &binds).map_err(db)?;
+            conn.execute(&sql, &binds).map_err(|e| super::failed(conn, e))?;
         }
         if applied.is_empty() {
             return Ok(());
@@ -302,7 +302,7 @@ impl<C: LogConnection> Store for DieselStore<C> {
             d.param(1),
             d.param(2)
         );
-        conn.execute(&sql, &[Bind::BigInt(stamp + 1), Bind::Text(owner)]).map_err(db)?;
+        conn.execute(&sql, &[Bind::BigInt(stamp + 1), Bind::Text(owner)]).map_err(|e| super::failed(conn, e))?;
         Ok(())
     }
 
