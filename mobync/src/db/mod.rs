@@ -34,7 +34,7 @@ mod tables;
 pub use conn::{AnyRow, Bind, DiffRow, KnownRow, LogConnection, NumberRow};
 pub use fault::{failed, fault_of, fault_with, messages_language, pin_messages, said, settle, warn_unless_english, Said};
 pub use pool::{pool, pool_with, Manager, Pool, PoolSettings};
-pub use store::{after_commit, DieselStore};
+pub use store::DieselStore;
 pub use tables::Tables;
 
 use diesel::Connection;

@@ -5,8 +5,8 @@ use super::{history, Bind, Dialect, DiffRow, KnownRow, LogConnection, NumberRow,
 use crate::history::NetRow;
 use crate::engine::{KnownIds, Marks, Store};
 use crate::error::{DbFault, SyncError};
+use crate::observe::Report;
 use crate::protocol::{Diff, OperationType};
-use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
 
@@ -104,47 +104,28 @@ impl<C: LogConnection> DieselStore<C> {
     }
 }
 
-thread_local! {
-    /// What runs once this thread's write transaction commits (`None`
-    /// outside one).
-    static AFTER_COMMIT: RefCell<Option<Vec<Box<dyn FnOnce()>>>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` once the write transaction this thread is in (a
-/// [`DieselStore::transaction`]) commits, and never if it rolls back; at
-/// once outside one. For what must count only committed work: metrics.
-pub fn after_commit(f: impl FnOnce() + 'static) {
-    let f: Box<dyn FnOnce()> = Box::new(f);
-    let later = AFTER_COMMIT.with(|queue| match &mut *queue.borrow_mut() {
-        Some(queue) => {
-            queue.push(f);
-            None
-        }
-        None => Some(f),
-    });
-    if let Some(f) = later {
-        f();
-    }
-}
-
-/// Ends this thread's queue of [`after_commit`] work: run if `committed`.
-fn end_transaction(committed: bool) {
-    let queue = AFTER_COMMIT.with(|queue| queue.borrow_mut().take());
-    if committed {
-        queue.into_iter().flatten().for_each(|f| f());
-    }
-}
-
 impl<C: LogConnection> DieselStore<C> {
     /// Runs `f` in a write transaction on `conn` (what [`Store::write`]
     /// does), for callers with errors of their own (the hub): committed if
-    /// it returns `Ok`, rolled back if it returns `Err`. Work queued by
-    /// [`after_commit`] meanwhile runs once it committed.
+    /// it returns `Ok`, rolled back if it returns `Err`.
     pub fn transaction<T, E: From<SyncError>>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, E>) -> Result<T, E> {
-        AFTER_COMMIT.with(|queue| *queue.borrow_mut() = Some(Vec::new()));
-        let result = self.transaction_inner(conn, f);
-        end_transaction(result.is_ok());
-        result
+        self.transaction_inner(conn, f)
+    }
+
+    /// [`transaction`](DieselStore::transaction), `f` noting in a
+    /// [`Report`] what its work counts (its tallies, the diffs of the
+    /// engine's reports it absorbs): emitted once the transaction
+    /// committed, never if it rolled back. The report is a value the
+    /// transaction owns: a transaction run inside `f` has its own.
+    pub fn transaction_noting<T, E: From<SyncError>>(
+        &self,
+        conn: &mut C,
+        f: impl FnOnce(&mut C, &mut Report) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut report = Report::default();
+        let value = self.transaction_inner(conn, |conn| f(conn, &mut report))?;
+        report.emit();
+        Ok(value)
     }
 
     fn transaction_inner<T, E: From<SyncError>>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, E>) -> Result<T, E> {
