@@ -200,8 +200,9 @@ fn as_said(err: diesel::result::Error, said: Said) -> SyncError {
 /// A value the column cannot hold although the field's type took it (a
 /// number or time out of the column's range, text too long, U+0000 in
 /// PostgreSQL's text): `invalid_diff`, a field of the wrong type for the
-/// database. `None` for any other error. The database's message is logged
-/// at debug level only: it may quote the value.
+/// database. `None` for any other error. The database's message is only
+/// the error's detail, never answered (it may quote the value), and not
+/// logged: a 422 is the client's.
 fn value_refused(model: &str, err: &diesel::result::Error, said: Said) -> Option<SyncError> {
     let why = value_fault(err, said)?;
     Some(SyncError::invalid_diff(format!("{model}: {why}")).with_detail(format_args!("a value the database refused: {err}")))
