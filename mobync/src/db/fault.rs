@@ -224,3 +224,42 @@ pub fn warn_unless_english<C: LogConnection>(conn: &mut C) {
         Err(err) => tracing::warn!("mobync: could not read the language of the database's messages: {err}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::DatabaseErrorKind as Kind;
+
+    fn unknown(message: &str) -> Error {
+        Error::DatabaseError(Kind::Unknown, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn the_kind_or_the_number_decides_not_the_words() {
+        assert_eq!(fault_of(&Error::DatabaseError(Kind::ClosedConnection, Box::new("Verbindung beendet".to_owned()))), DbFault::Lost);
+        assert_eq!(fault_of(&Error::DatabaseError(Kind::SerializationFailure, Box::new("x".to_owned()))), DbFault::Busy);
+        // MySQL/MariaDB by number, whatever the language.
+        assert_eq!(fault_with(&unknown("Beim Warten auf eine Sperre wurde die Wartezeit überschritten"), Said::Number(1205)), DbFault::Busy);
+        assert_eq!(fault_with(&unknown("Verbindung wurde abgebrochen"), Said::Number(1927)), DbFault::Lost);
+        assert_eq!(fault_with(&unknown("anything"), Said::NoAnswer), DbFault::Lost);
+        assert_eq!(fault_with(&unknown("Daten zu lang für Feld 'title'"), Said::Number(1406)), DbFault::Other);
+        assert_eq!(mysql_value_fault(1406), Some("a value is too long for its column"));
+        // A number says it even when the message reads like an English one.
+        assert_eq!(fault_with(&unknown("deadlock detected"), Said::Number(1146)), DbFault::Other);
+        // A German message of an unknown kind is a 500, never a guess.
+        assert_eq!(fault_of(&unknown("storniere Anfrage wegen Zeitüberschreitung einer Sperre")), DbFault::Other);
+        // PostgreSQL's pinned C messages and SQLite's result-code strings.
+        assert_eq!(fault_of(&unknown("canceling statement due to lock timeout")), DbFault::Busy);
+        assert_eq!(fault_of(&unknown("database is locked")), DbFault::Busy);
+    }
+
+    #[test]
+    fn building_an_error_from_a_database_error_only_builds_it() {
+        let err = SyncError::database(unknown("relation \"x\" does not exist"));
+        assert_eq!((err.kind, err.fault()), (ErrorKind::Internal, Some(DbFault::Other)));
+        assert_eq!(err.message, "internal server error");
+        assert_eq!(err.detail(), Some("relation \"x\" does not exist"));
+        let waiting = SyncError::database_waiting(unknown("Sperrzeitüberschreitung"));
+        assert_eq!((waiting.kind, waiting.fault()), (ErrorKind::Unavailable, Some(DbFault::Busy)));
+    }
+}
