@@ -101,3 +101,24 @@ pub fn truncate(s: &str, n: usize) -> String {
         format!("{}…", s.chars().take(n).collect::<String>())
     }
 }
+
+/// Fills `token`'s log with `n` creates, in syncs of 5,000 (one device).
+pub fn fill_log(base: &str, token: &str, n: usize) -> Result<(), String> {
+    let a = agent();
+    let mut device = crate::workload::Workload::new(&format!("{}-filler", crate::run_tag()), token, 1, &format!("{}-fill", crate::run_tag()));
+    let url = format!("{base}/sync");
+    let mut left = n;
+    while left > 0 {
+        let batch = left.min(5_000);
+        device.changes(batch, 0.0);
+        let (body, _) = device.request_body();
+        match post_sync(&a, &url, &body).0 {
+            Outcome::Ok(answer) => {
+                device.receive(&answer);
+            }
+            other => return Err(format!("filling: {other:?}")),
+        }
+        left -= batch;
+    }
+    Ok(())
+}

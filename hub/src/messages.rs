@@ -187,7 +187,9 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         sql::insert_message(conn, &sent)?;
         sql::record_change(conn, &sent.id, State::Processing, now, "", noted)?;
         let owner = self.owner_of(network)?;
-        let (_, report) = engine.apply_within(conn, None, vec![diff], &owner)?;
+        let mut report = mobync::observe::Report::default();
+        let mut answer = mobync::protocol::SyncResponse::ok(0, Vec::new());
+        engine.run(conn, mobync::engine::Request::within_transaction(&owner, vec![diff]), &mut answer, &mut report)?;
         // Counted with this transaction's work, once it committed.
         noted.absorb(report);
         if let Some(remote) = &send.remote_id {

@@ -92,6 +92,9 @@ fn db() -> DbConnection {
         "CREATE TABLE tasks (id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, title TEXT NOT NULL, \
          done BOOLEAN NOT NULL, note TEXT, views INTEGER NOT NULL DEFAULT 7)",
         "CREATE TABLE notes (note_uuid TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL, body TEXT NOT NULL)",
+        // A constraint the model does not know of: a diff that fits the
+        // model can still be refused by the table, at its INSERT or UPDATE.
+        "CREATE UNIQUE INDEX tasks_note ON tasks (note)",
     ] {
         diesel::sql_query(sql).execute(&mut conn).expect("create table");
     }
@@ -186,12 +189,49 @@ fn a_create_that_does_not_match_the_model_is_an_invalid_diff_and_changes_nothing
         ),
     ];
     let mut conn = with_task("alice");
+    let before = all_tasks(&mut conn);
     for (data, needle) in cases {
         let d = diff(OperationType::Create, data);
         assert_invalid(Task::check(&d), needle);
         assert_invalid(Task::create(&mut conn, &"alice".to_owned(), &d), needle);
     }
-    assert_eq!(all_tasks(&mut conn).len(), 1);
+    assert_eq!(all_tasks(&mut conn), before);
+}
+
+/// Creates that fit the model (`check` and the rules take them) and that
+/// the table refuses at the INSERT itself: nothing of them is stored and
+/// nothing else moves, alone or in one run of creates with a good row.
+#[test]
+fn a_create_the_table_refuses_at_its_insert_is_an_invalid_diff_and_changes_nothing() {
+    let mut conn = with_task("alice");
+    let before = all_tasks(&mut conn);
+    let taken_id = diff(OperationType::Create, json!({"id": "t1", "title": "again", "done": true, "note": "new"}));
+    let taken_note = diff(OperationType::Create, json!({"id": "t2", "title": "x", "done": false, "note": "2 l"}));
+    for (d, needle) in [(&taken_id, "already exists"), (&taken_note, "another row already has this `note`")] {
+        Task::check(d).expect("the model takes it");
+        validate::<Task>(&mut conn, "alice", d).expect("the rules take it");
+        assert_invalid(Task::create(&mut conn, &"alice".to_owned(), d), needle);
+        assert_eq!(all_tasks(&mut conn), before, "{needle}");
+    }
+    // A good row and a refused one in one run of creates, in a transaction
+    // that the error rolls back, as the engine runs it: the search for the
+    // row at fault inserts rows alone, so the run by itself may leave the
+    // good row; the caller's rollback must not.
+    let good = Diff::new("d-good", OperationType::Create, "task", json!({"id": "t3", "title": "fine", "done": false, "note": "3 l"}));
+    let bad = Diff::new("d-bad", OperationType::Create, "task", json!({"id": "t4", "title": "y", "done": false, "note": "2 l"}));
+    let mut refused = None;
+    let outcome = conn.transaction(|c| {
+        refused = Task::create_all(c, &"alice".to_owned(), &[&good, &bad]).err();
+        match refused {
+            Some(_) => Err(diesel::result::Error::RollbackTransaction),
+            None => Ok(()),
+        }
+    });
+    assert!(outcome.is_err());
+    let err = refused.expect("the run must be refused");
+    assert_eq!((err.kind, err.diff_id.as_deref()), (ErrorKind::InvalidDiff, Some("d-bad")), "{err}");
+    assert!(err.message.contains("another row already has this `note`"), "{err}");
+    assert_eq!(all_tasks(&mut conn), before, "a refused run of creates stores none of its rows");
 }
 
 #[test]
@@ -260,6 +300,21 @@ fn an_update_that_does_not_match_the_model_is_an_invalid_diff_and_changes_nothin
         assert_invalid(Task::update(&mut conn, &"alice".to_owned(), &d), needle);
     }
     assert_eq!(read(&mut conn, "alice", "t1"), Some(sample()));
+}
+
+/// An update that fits the model and the rules, refused by the table at
+/// its UPDATE: none of its fields is set.
+#[test]
+fn an_update_the_table_refuses_at_its_update_is_an_invalid_diff_and_changes_nothing() {
+    let mut conn = with_task("alice");
+    apply(&mut conn, "alice", &diff(OperationType::Create, json!({"id": "t2", "title": "other", "done": false, "note": "1 l"})))
+        .expect("a second task");
+    let before = all_tasks(&mut conn);
+    let d = diff(OperationType::Update, json!({"id": "t1", "title": "changed", "done": true, "note": "1 l"}));
+    Task::check(&d).expect("the model takes it");
+    validate::<Task>(&mut conn, "alice", &d).expect("the rules take it");
+    assert_invalid(Task::update(&mut conn, &"alice".to_owned(), &d), "another row already has this `note`");
+    assert_eq!(all_tasks(&mut conn), before);
 }
 
 #[test]

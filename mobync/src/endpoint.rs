@@ -27,7 +27,7 @@
 //! ```
 
 use crate::db::{DieselStore, LogConnection, Tables};
-use crate::engine::Mobync;
+use crate::engine::{Mobync, Request, Sink};
 use crate::observe::Report;
 use crate::error::SyncError;
 use crate::owner::Owner;
@@ -170,39 +170,39 @@ impl<C: LogConnection, O: Owner> Endpoint<C, O> {
         Ok(self.auth.authenticate(conn, token)?)
     }
 
-    /// One sync: the token (401/503), the cursor (409), the size (413),
-    /// then each diff in request order, the first fault winning (its shape
-    /// 400, its consistency 422, the app's rules 403), the merge and the
-    /// writes. All or nothing.
+    /// One sync: the token (401/503), then [`Mobync::run`]'s checks in
+    /// PROTOCOL.md's order (the cursor 409/410, the size 413, each diff in
+    /// request order, the first fault winning: its shape 400, its
+    /// consistency 422, the app's rules 403), the merge and the writes. All
+    /// or nothing.
     pub fn sync(&self, conn: &mut C, envelope: Envelope) -> Result<SyncResponse, SyncError> {
-        self.sync_noting(conn, envelope, &mut Report::default())
+        let mut answer = SyncResponse::ok(0, Vec::new());
+        self.sync_noting(conn, envelope, &mut answer, &mut Report::default())?;
+        Ok(answer)
     }
 
-    /// [`sync`](Endpoint::sync), noting in `report` what it finds and does
-    /// as it goes (the owner, the cursor, the diffs received, applied,
-    /// dropped and sent, the clock): on a failure, what it got to.
-    pub fn sync_noting(&self, conn: &mut C, envelope: Envelope, report: &mut Report) -> Result<SyncResponse, SyncError> {
+    /// [`sync`](Endpoint::sync), writing the answer to `sink` as it is read
+    /// and noting in `report` what it finds and does as it goes (the owner,
+    /// the cursor, the diffs received, applied, dropped and sent, the
+    /// clock): on a failure, what it got to.
+    pub fn sync_noting(&self, conn: &mut C, envelope: Envelope, sink: &mut dyn Sink, report: &mut Report) -> Result<(), SyncError> {
         report.received = envelope.diffs.len();
         let owner = self.authenticate(conn, envelope.auth_token.as_deref())?;
-        if owner.key().is_empty() {
-            return Err(SyncError::unauthenticated("no owner was authenticated"));
-        }
         report.owner = Some(owner.key().into_owned());
         let cursor = envelope.cursor.value()?;
         report.cursor = Some(cursor);
-        let marks = self.engine.check_cursor(conn, &owner, cursor)?;
-        self.engine.check_size(envelope.diffs.len())?;
         let mut diffs = Vec::with_capacity(envelope.diffs.len());
-        let mut shape_fault = None;
+        let mut undecoded = None;
         for raw in envelope.diffs {
             match decode_diff(&raw) {
                 Ok(diff) => diffs.push(diff),
                 Err(err) => {
-                    shape_fault = Some(err);
+                    undecoded = Some(err);
                     break;
                 }
             }
         }
-        self.engine.apply_noting(conn, cursor, marks, diffs, envelope.paging, shape_fault, &owner, report)
+        let request = Request::new(&owner, cursor, diffs).paged(envelope.paging).undecoded(undecoded);
+        self.engine.run(conn, request, sink, report)
     }
 }

@@ -6,7 +6,13 @@
 //! connection the caller hands to [`Mobync::apply`], and every write of a
 //! sync happens in one transaction on it.
 
+mod answer;
 mod faults;
+mod request;
+
+use answer::{Plan, Slot, INLINE};
+pub use request::{Request, Sink};
+use request::Counted;
 
 use crate::error::SyncError;
 use crate::merge::{merge_owned, Merge};
@@ -98,6 +104,44 @@ pub trait Store: Send + Sync {
     ) -> Result<(Vec<Diff>, i64), SyncError> {
         let _ = (conn, owner, from, to, limit);
         Err(no_history())
+    }
+
+    /// Runs `f` on one consistent snapshot of the store, reading only:
+    /// every read in it sees the same committed state, so that an answer
+    /// read in several queries (and streamed out as it is read) is the
+    /// answer of one moment.
+    fn snapshot<T>(
+        &self,
+        conn: &mut Self::Conn,
+        f: impl FnOnce(&mut Self::Conn) -> Result<T, SyncError>,
+    ) -> Result<T, SyncError> {
+        f(conn)
+    }
+
+    /// Hands `owner`'s log entries stamped from `from` up to `to`
+    /// (excluded), in accepted order, to `each` one at a time as they are
+    /// read: memory does not grow with their number.
+    fn each_logged(
+        &self,
+        conn: &mut Self::Conn,
+        owner: &str,
+        from: i64,
+        to: i64,
+        each: &mut dyn FnMut(Diff) -> Result<(), SyncError>,
+    ) -> Result<(), SyncError> {
+        self.diffs_between(conn, owner, from, to)?.into_iter().try_for_each(each)
+    }
+
+    /// Hands `owner`'s net rows changed at or after `since` to `each`, one
+    /// at a time as they are read.
+    fn each_net_row(
+        &self,
+        conn: &mut Self::Conn,
+        owner: &str,
+        since: i64,
+        each: &mut dyn FnMut(NetRow) -> Result<(), SyncError>,
+    ) -> Result<(), SyncError> {
+        self.net_rows(conn, owner, since, &[])?.into_iter().try_for_each(each)
     }
 
     /// One step of a compaction, in the write transaction that locked the
@@ -253,6 +297,8 @@ pub struct Mobync<St, Sy> {
     max_clock_skew_ms: i64,
     retry_window_ms: i64,
     wall_clock: WallClock,
+    /// Log entries an answer may keep from its read (see [`INLINE`]).
+    inline: usize,
 }
 
 /// The server's wall clock, in milliseconds since the epoch: what a diff's
@@ -309,6 +355,12 @@ struct Reading {
     base: Option<i64>,
     merge: Merge,
     dropped: Vec<String>,
+    /// The rows the request's diffs touch (but for those an earlier merge
+    /// dropped): the merge's D covers them, the rest of the answer is read
+    /// as it is written out.
+    touched: HashSet<(String, String)>,
+    /// The answer's log entries, if the read had them all.
+    rest: Option<Vec<Slot>>,
     /// An update naming no field, of a row this owner lacks (its position
     /// in the request): the merge drops such an update, but it is a fault.
     rowless: Option<(usize, SyncError)>,
@@ -328,6 +380,7 @@ where
             max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
             retry_window_ms: DEFAULT_RETRY_WINDOW_MS,
             wall_clock: system_clock(),
+            inline: INLINE,
         }
     }
 
@@ -350,6 +403,14 @@ where
     /// Sets the server's wall clock (tests drive their own).
     pub fn with_wall_clock(mut self, clock: WallClock) -> Self {
         self.wall_clock = clock;
+        self
+    }
+
+    /// Sets how many log entries an answer may keep from its read before it
+    /// is read again as it is written out (tests run both ways).
+    #[cfg(test)]
+    pub(crate) fn with_inline(mut self, entries: usize) -> Self {
+        self.inline = entries;
         self
     }
 
@@ -380,20 +441,8 @@ where
         &self.sync
     }
 
-    /// Checks the cursor against `owner`'s clock (PROTOCOL.md's step 3):
-    /// 409 if it is negative or ahead, 410 if it is older than the purge
-    /// horizon of tombstones. Returns the clock and history marks.
-    pub fn check_cursor(&self, conn: &mut St::Conn, owner: &Sy::Owner, cursor: i64) -> Result<Marks, SyncError> {
-        if cursor < 0 {
-            return Err(SyncError::invalid_clock(format!("`logical_clock` must be >= 0, not {cursor}")));
-        }
-        let marks = self.store.marks(conn, &owner.key())?.unwrap_or_default();
-        check_marks(cursor, &marks)?;
-        Ok(marks)
-    }
-
     /// Checks the number of diffs (PROTOCOL.md's step 4): 413 above the limit.
-    pub fn check_size(&self, count: usize) -> Result<(), SyncError> {
+    fn check_size(&self, count: usize) -> Result<(), SyncError> {
         if count > self.max_diffs {
             return Err(SyncError::too_large(format!(
                 "{count} diffs in one request; the limit is {}",
@@ -404,7 +453,8 @@ where
     }
 
     /// One sync round trip for the authenticated `owner`, whose device sent
-    /// its `cursor` and `diffs`, on `conn`. All or nothing: an error changes
+    /// its `cursor` and `diffs`, on `conn`: [`run`](Mobync::run) with the
+    /// answer collected in memory. All or nothing: an error changes
     /// nothing. A sync with nothing to write (a pull, a retry of what was
     /// applied) takes no lock and writes nothing.
     pub fn apply(
@@ -415,22 +465,6 @@ where
         owner: &Sy::Owner,
     ) -> Result<SyncResponse, SyncError> {
         self.sync(conn, cursor, diffs, None, owner)
-    }
-
-    /// [`apply`](Mobync::apply) once the cursor (against `marks`) and the
-    /// size are checked. `diffs` are the request's diffs up to the first one
-    /// that could not be decoded, whose fault is `undecoded` (if any): a
-    /// fault of a diff ahead of it wins, else that one is answered.
-    pub fn apply_from(
-        &self,
-        conn: &mut St::Conn,
-        cursor: i64,
-        marks: Marks,
-        diffs: Vec<Diff>,
-        undecoded: Option<SyncError>,
-        owner: &Sy::Owner,
-    ) -> Result<SyncResponse, SyncError> {
-        self.apply_noting(conn, cursor, marks, diffs, None, undecoded, owner, &mut Report::default())
     }
 
     /// [`apply`](Mobync::apply) for a client of either version: with
@@ -465,98 +499,161 @@ where
         paging: Option<Paging>,
         owner: &Sy::Owner,
     ) -> Result<SyncResponse, SyncError> {
-        if owner.key().is_empty() {
-            return Err(SyncError::unauthenticated("no owner was authenticated"));
-        }
-        let marks = self.check_cursor(conn, owner, cursor)?;
-        self.check_size(diffs.len())?;
-        self.apply_noting(conn, cursor, marks, diffs, paging, None, owner, &mut Report::default())
-    }
-
-    /// [`apply_from`](Mobync::apply_from), noting in `report` the diffs it
-    /// applied and dropped (once committed), what it sent and the clock.
-    #[allow(clippy::too_many_arguments)]
-    pub fn apply_noting(
-        &self,
-        conn: &mut St::Conn,
-        cursor: i64,
-        marks: Marks,
-        mut diffs: Vec<Diff>,
-        paging: Option<Paging>,
-        undecoded: Option<SyncError>,
-        owner: &Sy::Owner,
-        report: &mut Report,
-    ) -> Result<SyncResponse, SyncError> {
-        self.clamp_future(&mut diffs);
-        if let Err((at, err)) = self.check_batch(&diffs) {
-            return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
-        }
-        if let Some(err) = undecoded {
-            return Err(self.earliest_fault(conn, cursor, &diffs, owner, err));
-        }
-        if let Some(paging) = paging {
-            if let Some(page) = self.page(conn, owner, cursor, marks, &diffs, paging.page_size)? {
-                report.sent = page.diffs.len();
-                report.clock = Some(page.logical_clock);
-                return Ok(page);
-            }
-        }
-        let base = paging.map(|p| p.base_clock).filter(|&b| b < cursor);
-        let mut reading = self.read_settled(conn, owner, cursor, base, marks, &diffs)?;
-        if let Some((at, err)) = reading.rowless.take() {
-            return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
-        }
-        let mut answer = if reading.merge.apply.is_empty() && reading.dropped.is_empty() {
-            SyncResponse::ok(reading.marks.clock, reading.merge.send)
-        } else {
-            let (answer, noted) = self.store.write(conn, |conn| self.write(conn, cursor, &diffs, owner, reading))?;
-            report.absorb(noted);
-            answer
-        };
-        if paging.is_some() {
-            answer = answer.paged(false);
-        }
-        report.sent = answer.diffs.len();
-        report.clock = Some(answer.logical_clock);
+        let mut answer = SyncResponse::ok(cursor, Vec::new());
+        self.run(conn, Request::new(owner, cursor, diffs).paged(paging), &mut answer, &mut Report::default())?;
         Ok(answer)
     }
 
-    /// [`apply`](Mobync::apply) inside a write transaction the caller opened
-    /// with [`Store::write`] (the hub applies a node's change and writes its
-    /// messages in one transaction). The first fault is answered as found,
-    /// without looking for an earlier one in the request.
+    /// The one pipeline every sync goes through, whatever brought it (HTTP,
+    /// the hub, tests), in PROTOCOL.md's order of checks: the owner (401),
+    /// the cursor (409, 410), the size (413), then each diff in request
+    /// order, the first fault winning (400, 422, 403); then a version-2
+    /// page, or the merge, the write (only when something is to be
+    /// written) and the answer, written to `sink` as it is read. `report`
+    /// notes what it got to: the diffs applied and dropped (to emit once
+    /// committed), those sent, the clock.
     ///
-    /// `cursor` `None` is the owner's clock: the caller has seen everything
-    /// (its diffs meet no stored diff in the merge). Beside the answer, the
-    /// [`Report`] of the diffs it applied and dropped, for the caller to
-    /// [emit](Report::emit) once its transaction committed.
-    pub fn apply_within(
+    /// ```
+    /// use mobync::engine::Request;
+    /// use mobync::memory::{MemoryModels, MemoryStore};
+    /// use mobync::observe::Report;
+    /// use mobync::protocol::{Diff, OperationType::Create, SyncResponse};
+    /// use mobync::Mobync;
+    /// use serde_json::json;
+    ///
+    /// let engine = Mobync::new(MemoryStore::new(), MemoryModels::new().model("task", ["title"]));
+    /// let mut conn = engine.store().conn();
+    /// let alice = "alice".to_string();
+    /// let create = Diff::new("d1", Create, "task", json!({"id": "r1", "title": "milk"})).at(0, 1);
+    /// let (mut answer, mut report) = (SyncResponse::ok(0, vec![]), Report::default());
+    /// engine.run(&mut conn, Request::new(&alice, 0, vec![create]), &mut answer, &mut report).unwrap();
+    /// assert_eq!((answer.logical_clock, report.applied_total()), (1, 1));
+    /// ```
+    pub fn run(
         &self,
         conn: &mut St::Conn,
-        cursor: Option<i64>,
-        diffs: Vec<Diff>,
-        owner: &Sy::Owner,
-    ) -> Result<(SyncResponse, Report), SyncError> {
+        request: Request<'_, Sy::Owner>,
+        sink: &mut dyn Sink,
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
+        let Request { owner, cursor, mut diffs, undecoded, paging, within } = request;
         let key = owner.key();
         if key.is_empty() {
             return Err(SyncError::unauthenticated("no owner was authenticated"));
         }
-        let clock = self.store.lock_clock(conn, &key)?;
-        let marks = self.store.marks(conn, &key)?.unwrap_or(Marks { clock, ..Marks::default() });
-        let cursor = cursor.unwrap_or(clock);
-        if cursor < 0 || cursor > clock {
-            return Err(SyncError::invalid_clock(format!("`logical_clock` {cursor} is not within 0..={clock}")));
+        if let Some(cursor) = cursor.filter(|&c| c < 0) {
+            return Err(SyncError::invalid_clock(format!("`logical_clock` must be >= 0, not {cursor}")));
         }
+        // Inside the caller's write transaction the clock is locked first:
+        // nothing of this owner moves under the sync.
+        let locked = if within { Some(self.store.lock_clock(conn, &key)?) } else { None };
+        let marks = self.store.marks(conn, &key)?.unwrap_or(Marks { clock: locked.unwrap_or(0), ..Marks::default() });
+        let cursor = cursor.unwrap_or(marks.clock);
         check_marks(cursor, &marks)?;
         self.check_size(diffs.len())?;
-        let mut diffs = diffs;
         self.clamp_future(&mut diffs);
-        self.check_batch(&diffs).map_err(|(_, err)| err)?;
-        let mut reading = self.read(conn, owner, cursor, None, marks, &diffs)?;
+        let fault = self.check_batch(&diffs).err().or_else(|| undecoded.map(|err| (diffs.len(), err)));
+        if let Some((at, err)) = fault {
+            return Err(if within { err } else { self.earliest_fault(conn, cursor, &diffs[..at], owner, err) });
+        }
+        let mut counted = Counted { inner: sink, sent: 0, clock: None };
+        let result = if within {
+            self.run_within(conn, owner, cursor, marks, &diffs, &mut counted, report)
+        } else {
+            self.run_own(conn, owner, cursor, marks, &diffs, paging, &mut counted, report)
+        };
+        report.sent = counted.sent;
+        report.clock = counted.clock;
+        result
+    }
+
+    /// [`run`](Mobync::run) in the caller's write transaction, the clock
+    /// locked: read, merge, write, answer.
+    #[allow(clippy::too_many_arguments)]
+    fn run_within(
+        &self,
+        conn: &mut St::Conn,
+        owner: &Sy::Owner,
+        cursor: i64,
+        marks: Marks,
+        diffs: &[Diff],
+        sink: &mut dyn Sink,
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
+        let mut reading = self.read(conn, owner, cursor, None, marks, diffs)?;
         if let Some((_, err)) = reading.rowless.take() {
             return Err(err);
         }
-        self.write(conn, cursor, &diffs, owner, reading)
+        let (plan, noted) = self.write(conn, cursor, diffs, owner, reading)?;
+        report.absorb(noted);
+        self.emit(conn, &owner.key(), plan, sink)
+    }
+
+    /// [`run`](Mobync::run) in transactions of its own: a version-2 page
+    /// (a pure read), or the read outside any transaction, the write only
+    /// when something is to be written, and the answer read from one
+    /// snapshot.
+    #[allow(clippy::too_many_arguments)]
+    fn run_own(
+        &self,
+        conn: &mut St::Conn,
+        owner: &Sy::Owner,
+        cursor: i64,
+        marks: Marks,
+        diffs: &[Diff],
+        paging: Option<Paging>,
+        sink: &mut dyn Sink,
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
+        let key = owner.key();
+        if let Some(paging) = paging {
+            let page = self.store.snapshot(conn, |conn| {
+                let marks = self.current_marks(conn, &key, cursor)?;
+                self.page(conn, owner, cursor, marks, diffs, paging.page_size)
+            })?;
+            if let Some(page) = page {
+                sink.start(page.logical_clock, page.has_more)?;
+                return page.diffs.into_iter().try_for_each(|diff| sink.diff(diff));
+            }
+        }
+        let base = paging.map(|p| p.base_clock).filter(|&b| b < cursor);
+        let mut reading = self.read_settled(conn, owner, cursor, base, marks, diffs)?;
+        if let Some((at, err)) = reading.rowless.take() {
+            return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
+        }
+        let mut plan = if reading.merge.apply.is_empty() && reading.dropped.is_empty() {
+            Plan::of(reading, cursor, diffs)
+        } else {
+            let (plan, noted) = self.store.write(conn, |conn| self.write(conn, cursor, diffs, owner, reading))?;
+            report.absorb(noted);
+            plan
+        };
+        plan.has_more = paging.map(|_| false);
+        if plan.rest.is_some() {
+            // The read had the whole answer: nothing more to read.
+            return self.emit(conn, &key, plan, sink);
+        }
+        self.store.snapshot(conn, |conn| {
+            let now = self.current_marks(conn, &key, cursor)?;
+            if (now.horizon, now.purged) != (plan.marks.horizon, plan.marks.purged) {
+                // A compaction or a purge moved the history since the merge
+                // read it: read the answer again as of now (the request's
+                // diffs are stored by now: it is a retry).
+                let reading = self.read(conn, owner, cursor, base, now, diffs)?;
+                let has_more = plan.has_more;
+                plan = Plan::of(reading, cursor, diffs);
+                plan.has_more = has_more;
+            }
+            self.emit(conn, &key, plan, sink)
+        })
+    }
+
+    /// The owner's marks now, checked against the cursor (a purge may have
+    /// left it behind: 410).
+    fn current_marks(&self, conn: &mut St::Conn, key: &str, cursor: i64) -> Result<Marks, SyncError> {
+        let marks = self.store.marks(conn, key)?.unwrap_or_default();
+        check_marks(cursor, &marks)?;
+        Ok(marks)
     }
 
     /// The checks that need no database: each diff on its own, against the
@@ -605,23 +702,13 @@ where
         let key = owner.key();
         let ids: Vec<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
         let known = self.store.known_ids(conn, &key, &ids)?;
-        let server = match base {
-            Some(base) => {
-                let touched: HashSet<(&str, &str)> = diffs.iter().map(|d| (d.model.as_str(), d.row_id())).collect();
-                let on = |d: &Diff| touched.contains(&(d.model.as_str(), d.row_id()));
-                let since_base = self.stored_since(conn, &key, base, marks, diffs, &known)?;
-                let since_cursor = self.stored_since(conn, &key, cursor, marks, &[], &KnownIds::default())?;
-                let mut server: Vec<Diff> =
-                    since_base.into_iter().filter(|d| on(d)).chain(since_cursor.into_iter().filter(|d| !on(d))).collect();
-                server.sort_by_key(|d| d.logical_clock);
-                server
-            }
-            None => self.stored_since(conn, &key, cursor, marks, diffs, &known)?,
-        };
+        let from = base.unwrap_or(cursor);
+        let (server, rest) = self.stored_on(conn, &key, cursor, from, marks, diffs, &known)?;
         let rowless = self.rowless_empty_update(conn, owner, diffs, &known, &server)?;
-        let mut reading = self.merge(base.unwrap_or(cursor), marks, known, server, diffs);
+        let mut reading = self.merge(from, marks, known, server, diffs);
         reading.rowless = rowless;
         reading.base = base;
+        reading.rest = rest;
         Ok(reading)
     }
 
@@ -639,31 +726,41 @@ where
     ) -> Result<Option<SyncResponse>, SyncError> {
         let key = owner.key();
         let own: HashSet<&str> = diffs.iter().map(|d| d.id.as_str()).collect();
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
         if cursor >= marks.horizon {
             // Above the horizon a page reads no more of the log than it
             // sends: whole stamps up to the size, at least one.
-            let (mut page, next) = self.store.log_chunk(conn, &key, cursor, marks.clock, size as usize)?;
-            let now = self.store.marks(conn, &key)?.unwrap_or_default();
-            if (now.horizon, now.purged) == (marks.horizon, marks.purged) {
-                if page.len() as u64 <= size && next >= marks.clock {
-                    return Ok(None);
-                }
-                page.retain(|d| !own.contains(d.id.as_str()));
-                return Ok(Some(SyncResponse::ok(next, page).paged(true)));
+            let (mut page, next) = self.store.log_chunk(conn, &key, cursor, marks.clock, size)?;
+            if page.len() <= size && next >= marks.clock {
+                return Ok(None);
             }
+            page.retain(|d| !own.contains(d.id.as_str()));
+            return Ok(Some(SyncResponse::ok(next, page).paged(true)));
         }
-        let stored = self.settled(conn, &key, cursor, marks, |conn, marks| {
-            self.stored_since(conn, &key, cursor, marks, &[], &KnownIds::default())
-        })?;
-        if stored.len() as u64 <= size {
+        // Below it, every row's net change since the cursor, then the log,
+        // in stamp order.
+        let mut stored = SyncResponse::ok(0, Vec::new());
+        let plan = Plan {
+            clock: marks.clock,
+            has_more: None,
+            cursor,
+            marks,
+            send: Vec::new(),
+            touched: HashSet::new(),
+            own: HashSet::new(),
+            rest: None,
+        };
+        self.emit(conn, &key, plan, &mut stored)?;
+        let mut stored = stored.diffs;
+        if stored.len() <= size {
             return Ok(None);
         }
-        let (end, left) = whole_stamps(&stored, usize::try_from(size).unwrap_or(usize::MAX));
+        stored.sort_by_key(|d| d.logical_clock);
+        let (end, left) = whole_stamps(&stored, size);
         let next = left.unwrap_or(marks.clock);
-        let mut page = stored;
-        page.truncate(end);
-        page.retain(|d| !own.contains(d.id.as_str()));
-        Ok(Some(SyncResponse::ok(next, page).paged(true)))
+        stored.truncate(end);
+        stored.retain(|d| !own.contains(d.id.as_str()));
+        Ok(Some(SyncResponse::ok(next, stored).paged(true)))
     }
 
     /// [`read`](Mobync::read) outside the write transaction, as of one
@@ -704,69 +801,82 @@ where
         }
     }
 
-    /// The owner's stored diffs the merge meets (S): those stamped at or
-    /// after `cursor` and before the clock; below the horizon, the net
-    /// change of each row since the cursor, and for the rows the request
-    /// touches what [`NetRow::rivals`] says (PROTOCOL.md, "History").
-    fn stored_since(
+    /// The owner's stored diffs the merge meets (S): those on the rows the
+    /// request touches (but for diffs an earlier merge dropped: they take
+    /// no part again), stamped at or after `from` and before the clock;
+    /// below the horizon, what [`NetRow::rivals`] says of those rows
+    /// (PROTOCOL.md, "History"). Beside them, the log entries of the answer
+    /// in accepted order if there are at most [`INLINE`] (at or above the
+    /// horizon): then the answer needs no second read. A longer answer is
+    /// read as it is written out ([`Mobync::emit`]).
+    #[allow(clippy::too_many_arguments)]
+    fn stored_on(
         &self,
         conn: &mut St::Conn,
         key: &str,
         cursor: i64,
+        from: i64,
         marks: Marks,
         diffs: &[Diff],
         known: &KnownIds,
-    ) -> Result<Vec<Diff>, SyncError> {
-        if cursor >= marks.horizon {
-            return self.store.diffs_between(conn, key, cursor, marks.clock);
-        }
-        // The rows the merge meets the request on: those of its diffs but
-        // the ones an earlier merge dropped (they take no part again).
+    ) -> Result<(Vec<Diff>, Option<Vec<Slot>>), SyncError> {
         let mut touched: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
         for diff in diffs.iter().filter(|d| !known.dropped.contains(&d.id)) {
-            let fields = touched
-                .entry((diff.model.as_str(), diff.row_id()))
-                .or_default();
+            let fields = touched.entry((diff.model.as_str(), diff.row_id())).or_default();
             if diff.op == OperationType::Update {
                 fields.extend(diff.data.keys().map(String::as_str).filter(|k| *k != "id"));
             }
         }
-        let rows: Vec<(&str, &str)> = touched.keys().copied().collect();
-        let mut nets = self.store.net_rows(conn, key, cursor, &rows)?;
-        nets.sort_by(|a, b| (&a.model, &a.id).cmp(&(&b.model, &b.id)));
         let mut server = Vec::new();
-        for net in &nets {
-            match touched.get(&(net.model.as_str(), net.id.as_str())) {
-                Some(fields) => server.extend(net.rivals(cursor, fields, key)),
-                None => {
-                    // One row's net change is one unit of a page: stamped
-                    // with the first stamp it holds.
-                    let mut change = net.since(cursor, key);
-                    let first = change.iter().map(|d| d.logical_clock).min().unwrap_or(cursor);
-                    change.iter_mut().for_each(|d| d.logical_clock = first);
-                    server.extend(change);
+        let inline = cursor >= marks.horizon;
+        if touched.is_empty() {
+            if !inline {
+                return Ok((server, None));
+            }
+            let (entries, next) = self.store.log_chunk(conn, key, cursor, marks.clock, self.inline.max(1))?;
+            let next = if entries.len() > self.inline { cursor } else { next };
+            return Ok((server, (next >= marks.clock).then(|| entries.into_iter().map(Slot::Other).collect())));
+        }
+        if from < marks.horizon {
+            let rows: Vec<(&str, &str)> = touched.keys().copied().collect();
+            let mut nets = self.store.net_rows(conn, key, i64::MAX, &rows)?;
+            nets.sort_by(|a, b| (&a.model, &a.id).cmp(&(&b.model, &b.id)));
+            for net in &nets {
+                if let Some(fields) = touched.get(&(net.model.as_str(), net.id.as_str())) {
+                    server.extend(net.rivals(from, fields, key));
                 }
             }
+            server.sort_by_key(|d| d.logical_clock);
         }
-        server.sort_by_key(|d| d.logical_clock);
-        server.extend(
-            self.store
-                .diffs_between(conn, key, marks.horizon, marks.clock)?,
-        );
-        // A row deleted since the cursor takes no part in the merge but
-        // its delete: the rivals kept from before the cursor go.
+        let mut rest = inline.then(Vec::new);
+        self.store.each_logged(conn, key, from.max(marks.horizon), marks.clock, &mut |diff| {
+            let on = touched.contains_key(&(diff.model.as_str(), diff.row_id()));
+            let answered = diff.logical_clock >= cursor;
+            if answered && rest.as_ref().is_some_and(|slots| slots.len() >= self.inline) {
+                rest = None;
+            }
+            match (rest.as_mut().filter(|_| answered), on) {
+                (Some(slots), true) => {
+                    slots.push(Slot::Touched(diff.id.clone()));
+                    server.push(diff);
+                }
+                (Some(slots), false) => slots.push(Slot::Other(diff)),
+                (None, true) => server.push(diff),
+                (None, false) => {}
+            }
+            Ok(())
+        })?;
+        // A row deleted since `from` takes no part in the merge but its
+        // delete: the rivals kept from before it go.
         let deleted: HashSet<(String, String)> = server
             .iter()
             .filter(|d| d.op == OperationType::Delete)
             .map(|d| (d.model.clone(), d.row_id().to_owned()))
             .collect();
         if !deleted.is_empty() {
-            server.retain(|d| {
-                d.logical_clock >= cursor
-                    || !deleted.contains(&(d.model.clone(), d.row_id().to_owned()))
-            });
+            server.retain(|d| d.logical_clock >= from || !deleted.contains(&(d.model.clone(), d.row_id().to_owned())));
         }
-        Ok(server)
+        Ok((server, rest))
     }
 
     /// Sets the `utc_timestamp` of each diff further ahead of the server's
@@ -825,12 +935,18 @@ where
         let kept: HashSet<&str> = merge.apply.iter().map(|d| d.id.as_str()).collect();
         let dropped =
             diffs.iter().map(|d| d.id.as_str()).filter(|id| !kept.contains(id) && !known.contains(id)).map(str::to_owned).collect();
-        Reading { marks, merge, dropped, rowless: None, base: None }
+        let touched = diffs
+            .iter()
+            .filter(|d| !known.dropped.contains(&d.id))
+            .map(|d| (d.model.clone(), d.row_id().to_owned()))
+            .collect();
+        Reading { marks, merge, dropped, touched, rest: None, rowless: None, base: None }
     }
 
     /// The write part, in the write transaction: lock the clock; if another
     /// sync of this owner wrote since the read, read and merge again; then
-    /// rules, rows, log and clock.
+    /// rules, rows, log and clock. What the answer is made of, and what was
+    /// applied and dropped.
     fn write(
         &self,
         conn: &mut St::Conn,
@@ -838,7 +954,7 @@ where
         diffs: &[Diff],
         owner: &Sy::Owner,
         mut reading: Reading,
-    ) -> Result<(SyncResponse, Report), SyncError> {
+    ) -> Result<(Plan, Report), SyncError> {
         let key = owner.key();
         let clock = self.store.lock_clock(conn, &key)?;
         let marks = self.store.marks(conn, &key)?.unwrap_or(Marks { clock, ..Marks::default() });
@@ -846,10 +962,12 @@ where
             check_marks(cursor, &marks)?;
             reading = self.read(conn, owner, cursor, reading.base, marks, diffs)?;
         }
-        let Reading { marks: Marks { clock, .. }, merge: Merge { mut apply, send }, dropped, rowless, .. } = reading;
-        if let Some((_, err)) = rowless {
+        if let Some((_, err)) = reading.rowless.take() {
             return Err(err);
         }
+        let clock = reading.marks.clock;
+        let mut apply = std::mem::take(&mut reading.merge.apply);
+        let dropped = std::mem::take(&mut reading.dropped);
         for diff in &mut apply {
             diff.owner = key.clone().into_owned();
             diff.logical_clock = clock;
@@ -864,10 +982,11 @@ where
         noted.note_applied(&apply);
         let dropped: HashSet<&str> = dropped.into_iter().collect();
         noted.note_dropped(diffs.iter().filter(|d| dropped.contains(d.id.as_str())));
-        let clock = if apply.is_empty() { clock } else { clock + 1 };
-        noted.sent = send.len();
-        noted.clock = Some(clock);
-        Ok((SyncResponse::ok(clock, send), noted))
+        let mut plan = Plan::of(reading, cursor, diffs);
+        if !apply.is_empty() {
+            plan.clock = clock + 1;
+        }
+        Ok((plan, noted))
     }
 }
 

@@ -132,6 +132,15 @@ impl Store for MemoryStore {
         out
     }
 
+    fn snapshot<T>(&self, conn: &mut MemoryConn, f: impl FnOnce(&mut MemoryConn) -> Result<T, SyncError>) -> Result<T, SyncError> {
+        // Reads work on a copy taken at once: later writes do not show.
+        let copy = self.lock()?.clone();
+        let outer = conn.work.replace(copy);
+        let out = f(conn);
+        conn.work = outer;
+        out
+    }
+
     fn clock(&self, conn: &mut MemoryConn, owner: &str) -> Result<i64, SyncError> {
         conn.with(|db| db.logs.get(owner).map_or(0, |log| log.clock))
     }

@@ -246,25 +246,64 @@ impl SyncResponse {
     /// ```
     pub fn into_json(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.diffs.len() * 160);
-        let head = serde_json::json!({"success": self.success, "message": self.message, "logical_clock": self.logical_clock});
-        // `{"success":…,"message":…,"logical_clock":…` then the diffs.
+        let mut json = AnswerJson::start(&mut out, self.success, &self.message, self.logical_clock, self.has_more);
+        for diff in self.diffs {
+            json.diff(&mut out, &diff);
+        }
+        json.end(&mut out);
+        out
+    }
+}
+
+/// An answer's JSON written as it goes, diff by diff, into buffers of the
+/// caller's: the bytes of [`SyncResponse::into_json`], never the whole
+/// answer at once.
+///
+/// ```
+/// use mobync::protocol::{AnswerJson, Diff, OperationType::Create, SyncResponse};
+/// use serde_json::json;
+///
+/// let diff = Diff::new("d1", Create, "task", json!({"id": "r1"})).at(3, 10);
+/// let mut out = Vec::new();
+/// let mut json = AnswerJson::start(&mut out, true, "", 4, None);
+/// json.diff(&mut out, &diff);
+/// json.end(&mut out);
+/// assert_eq!(out, SyncResponse::ok(4, vec![diff]).into_json());
+/// ```
+#[derive(Debug)]
+pub struct AnswerJson {
+    first: bool,
+    has_more: Option<bool>,
+}
+
+impl AnswerJson {
+    /// Writes `{"success":…,"message":…,"logical_clock":…,"diffs":[` to
+    /// `out`; `has_more` goes at the end.
+    pub fn start(out: &mut Vec<u8>, success: bool, message: &str, logical_clock: i64, has_more: Option<bool>) -> Self {
+        let head = serde_json::json!({"success": success, "message": message, "logical_clock": logical_clock});
         let head = serde_json::to_vec(&head).unwrap_or_default();
         out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
         out.extend_from_slice(b",\"diffs\":[");
-        for (i, diff) in self.diffs.into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            // A Diff always serializes (its json_data is an object of JSON
-            // values); writing into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, &diff);
+        AnswerJson { first: true, has_more }
+    }
+
+    /// Writes the next diff to `out`.
+    pub fn diff(&mut self, out: &mut Vec<u8>, diff: &Diff) {
+        if !std::mem::take(&mut self.first) {
+            out.push(b',');
         }
+        // A Diff always serializes (its json_data is an object of JSON
+        // values); writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, diff);
+    }
+
+    /// Writes the end of the answer to `out`.
+    pub fn end(self, out: &mut Vec<u8>) {
         out.push(b']');
         if let Some(more) = self.has_more {
             out.extend_from_slice(if more { b",\"has_more\":true" } else { b",\"has_more\":false" });
         }
         out.push(b'}');
-        out
     }
 }
 

@@ -7,7 +7,7 @@
 
 use mobync_bench::args::Args;
 use mobync_bench::db::Backend;
-use mobync_bench::net::{agent, post_sync, signup, Outcome};
+use mobync_bench::net::{agent, fill_log, signup};
 use mobync_bench::server::TodoServer;
 use mobync_bench::stats::{ms, percentile};
 use mobync_bench::workload::Workload;
@@ -32,26 +32,6 @@ options:
   --seconds S      per phase                20
   --label L        the row's first column   (the binary's name)
 ";
-
-fn fill(base: &str, token: &str, n: usize) -> Result<(), String> {
-    let a = agent();
-    let mut device = Workload::new(&format!("{}-filler", run_tag()), token, 1, &format!("{}-fill", run_tag()));
-    let url = format!("{base}/sync");
-    let mut left = n;
-    while left > 0 {
-        let batch = left.min(5_000);
-        device.changes(batch, 0.0);
-        let (body, _) = device.request_body();
-        match post_sync(&a, &url, &body).0 {
-            Outcome::Ok(answer) => {
-                device.receive(&answer);
-            }
-            other => return Err(format!("filling: {other:?}")),
-        }
-        left -= batch;
-    }
-    Ok(())
-}
 
 /// The other owners' sync latencies (ms) over `seconds`, and how many pulls
 /// of the whole log (with their mean ms) happened meanwhile.
@@ -131,7 +111,7 @@ fn main() {
         let (puller, _) = signup(&a, &server.base, "puller")?;
         let others: Vec<String> = (0..devices).map(|i| signup(&a, &server.base, &format!("o{i}")).map(|s| s.0)).collect::<Result<_, _>>()?;
         let started = Instant::now();
-        fill(&server.base, &puller, log)?;
+        fill_log(&server.base, &puller, log)?;
         eprintln!("filled {log} diffs in {:.1} s", started.elapsed().as_secs_f64());
         let rss = |pid: u32| -> u64 {
             std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -519,6 +519,11 @@ fn killed_three_times_under_traffic_the_hub_delivers_each_accepted_change_once()
 /// Each change is accepted once and delivered as one message, whatever
 /// answers were lost. The lease is 0: a message whose fetch was cut by a
 /// kill is delivered again at once, so nothing waits out a lease.
+///
+/// Kill k falls once the sender is k quarters on, and the sender waits
+/// an eighth further on until it has fallen, so that it is still sending
+/// whatever the machine's load; the next server starts once the sender has
+/// met the dead one (a send lost), so every kill costs the sender a send.
 fn survives_kills(backend: Backend) {
     const CHANGES: usize = 120;
     let env = [("ROCKET_HUB", "{lease=0}")];
@@ -533,11 +538,24 @@ fn survives_kills(backend: Backend) {
     let sent = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(AtomicUsize::new(0));
+    let killed = Arc::new(AtomicUsize::new(0));
+    let patience = move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        move |what: &str| assert!(std::time::Instant::now() < deadline, "{backend:?}: never came: {what}")
+    };
 
     let sender = {
-        let (base, sent, lost, progress) = (base.clone(), sent.clone(), lost.clone(), progress.clone());
+        let (base, sent, lost, progress, killed) = (base.clone(), sent.clone(), lost.clone(), progress.clone(), killed.clone());
         std::thread::spawn(move || {
             for i in 0..CHANGES {
+                // Not past an eighth into quarter k before kill k fell.
+                if let Some(k) = (1..=3).find(|k| i == k * CHANGES / 4 + CHANGES / 8) {
+                    let waited = patience();
+                    while killed.load(Ordering::SeqCst) < k {
+                        waited("the kill the sender waits for");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
                 progress.store(i, Ordering::SeqCst);
                 let body = json!({"method": "create", "payload": {"firstName": format!("f{i}"), "lastName": "x"}, "remote_id": format!("r{i}")});
                 loop {
@@ -592,17 +610,27 @@ fn survives_kills(backend: Backend) {
     };
     // Each kill falls once the sender is a quarter further on.
     for k in 1..=3 {
+        let waited = patience();
         while progress.load(Ordering::SeqCst) < k * CHANGES / 4 {
             assert!(!sender.is_finished(), "{backend:?}: the sender stopped early");
+            waited("the sender a quarter further on");
             std::thread::sleep(Duration::from_millis(1));
         }
+        let before = lost.load(Ordering::SeqCst);
         hub.process.kill();
+        killed.store(k, Ordering::SeqCst);
+        let waited = patience();
+        while lost.load(Ordering::SeqCst) == before {
+            assert!(!sender.is_finished(), "{backend:?}: the sender finished before kill {k} cost it a send");
+            waited("a send lost to the kill");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         hub = Hub::on(hub.db.clone(), &env);
         *base.write().expect("base") = hub.base().to_string();
     }
     sender.join().expect("the sender");
     let received = fetcher.join().expect("the fetcher");
-    assert!(lost.load(Ordering::SeqCst) > 0, "{backend:?}: the kills fell while the node was sending");
+    assert!(lost.load(Ordering::SeqCst) >= 3, "{backend:?}: each kill fell while the node was sending");
     let names: HashSet<&String> = received.values().collect();
     assert_eq!((received.len(), names.len()), (CHANGES, CHANGES), "{backend:?}: one message per change: {received:?}");
     let (_, history) = Admin(&hub).call("GET", &format!("/networks/{id}/messages?state=acknowledged&limit=1000"), None);

@@ -125,9 +125,26 @@ pub trait LogConnection: Send + 'static {
         sql: &str,
         binds: &[Bind<'_>],
         each: &mut dyn FnMut(DiffRow) -> Result<(), crate::SyncError>,
+    ) -> Result<(), crate::SyncError> {
+        self.each_row(sql, binds, each)
+    }
+    /// Hands the rows of a query to `each` one at a time, as `R`, as the
+    /// database returns them (row by row on PostgreSQL); `each` may stop the
+    /// query with an error.
+    fn each_row<R: AnyRow>(
+        &mut self,
+        sql: &str,
+        binds: &[Bind<'_>],
+        each: &mut dyn FnMut(R) -> Result<(), crate::SyncError>,
     ) -> Result<(), crate::SyncError>;
     /// Loads the rows of a query, as `R`.
     fn load<R: AnyRow>(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<R>>;
+    /// Begins a read-only transaction on one snapshot of the database: every
+    /// statement in it sees the same committed state (PostgreSQL
+    /// `REPEATABLE READ READ ONLY`, MariaDB `WITH CONSISTENT SNAPSHOT`,
+    /// SQLite a deferred transaction, whose first read fixes its snapshot
+    /// in WAL mode). Ended by [`commit`](LogConnection::commit).
+    fn begin_snapshot(&mut self) -> QueryResult<()>;
     /// Begins a transaction: a write transaction takes SQLite's write lock
     /// at once (`BEGIN IMMEDIATE`), so that two writers never deadlock on a
     /// lock upgrade; elsewhere a plain `BEGIN`.
@@ -167,13 +184,13 @@ macro_rules! log_connection {
                 diesel::RunQueryDsl::execute(bound::<$backend>(sql, binds), self)
             }
 
-            fn each_diff(
+            fn each_row<R: AnyRow>(
                 &mut self,
                 sql: &str,
                 binds: &[Bind<'_>],
-                each: &mut dyn FnMut(DiffRow) -> Result<(), crate::SyncError>,
+                each: &mut dyn FnMut(R) -> Result<(), crate::SyncError>,
             ) -> Result<(), crate::SyncError> {
-                let rows = diesel::RunQueryDsl::load_iter::<DiffRow, $loading>(
+                let rows = diesel::RunQueryDsl::load_iter::<R, $loading>(
                     bound::<$backend>(sql, binds),
                     self,
                 )
@@ -195,6 +212,16 @@ macro_rules! log_connection {
                 } else {
                     <$conn as diesel::Connection>::TransactionManager::begin_transaction(self)
                 }
+            }
+
+            fn begin_snapshot(&mut self) -> QueryResult<()> {
+                use diesel::connection::AnsiTransactionManager;
+                let sql = match $dialect {
+                    Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                    Dialect::Mysql => "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+                    Dialect::Sqlite => "BEGIN DEFERRED",
+                };
+                AnsiTransactionManager::begin_transaction_sql(self, sql)
             }
 
             fn commit(&mut self) -> QueryResult<()> {
@@ -303,13 +330,13 @@ impl LogConnection for DbConnection {
         with_inner!(self, c => c.execute(sql, binds))
     }
 
-    fn each_diff(
+    fn each_row<R: AnyRow>(
         &mut self,
         sql: &str,
         binds: &[Bind<'_>],
-        each: &mut dyn FnMut(DiffRow) -> Result<(), crate::SyncError>,
+        each: &mut dyn FnMut(R) -> Result<(), crate::SyncError>,
     ) -> Result<(), crate::SyncError> {
-        with_inner!(self, c => c.each_diff(sql, binds, each))
+        with_inner!(self, c => c.each_row(sql, binds, each))
     }
 
     fn load<R: AnyRow>(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<R>> {
@@ -318,6 +345,10 @@ impl LogConnection for DbConnection {
 
     fn begin(&mut self, write: bool) -> QueryResult<()> {
         with_inner!(self, c => c.begin(write))
+    }
+
+    fn begin_snapshot(&mut self) -> QueryResult<()> {
+        with_inner!(self, c => c.begin_snapshot())
     }
 
     fn commit(&mut self) -> QueryResult<()> {

@@ -100,8 +100,10 @@ pub(super) fn net_rows<C: LogConnection>(
     let table = d.quote(t.net());
     let mut found: Vec<NetSql> = Vec::new();
     if since != i64::MAX {
-        let sql = format!("SELECT {COLUMNS} FROM {table} WHERE owner = {} AND last_clock >= {}", d.param(1), d.param(2));
-        found.extend(conn.load::<NetSql>(&sql, &[Bind::Text(owner), Bind::BigInt(since)]).map_err(|e| super::failed(conn, e))?);
+        conn.each_row(&since_sql(d, &table), &[Bind::Text(owner), Bind::BigInt(since)], &mut |row: NetSql| {
+            found.push(row);
+            Ok(())
+        })?;
     }
     let mut seen: std::collections::HashSet<(String, String)> =
         found.iter().map(|r| (r.model.clone(), r.row_id.clone())).collect();
@@ -123,6 +125,25 @@ pub(super) fn net_rows<C: LogConnection>(
         }
     }
     found.into_iter().map(NetSql::into_row).collect()
+}
+
+/// The net rows of an owner (bind 1) changed at or after bind 2.
+fn since_sql(d: Dialect, table: &str) -> String {
+    format!("SELECT {COLUMNS} FROM {table} WHERE owner = {} AND last_clock >= {} ORDER BY model, row_id", d.param(1), d.param(2))
+}
+
+/// Hands `owner`'s net rows changed at or after `since` to `each` as they
+/// are read.
+pub(super) fn each_net_row<C: LogConnection>(
+    t: &Tables,
+    conn: &mut C,
+    owner: &str,
+    since: i64,
+    each: &mut dyn FnMut(NetRow) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
+    let d = conn.dialect();
+    let table = d.quote(t.net());
+    conn.each_row(&since_sql(d, &table), &[Bind::Text(owner), Bind::BigInt(since)], &mut |row: NetSql| each(row.into_row()?))
 }
 
 /// Replaces the net rows of `rows`' keys, keeps the squashed ids, deletes

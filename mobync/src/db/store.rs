@@ -90,6 +90,22 @@ impl<C: LogConnection> DieselStore<C> {
         Ok(())
     }
 
+    /// The log entries of an owner (bind 1) stamped from bind 2 up to bind 3
+    /// (excluded), in accepted order, at most `limit`.
+    fn log_sql(&self, d: Dialect, limit: Option<usize>) -> String {
+        format!(
+            "SELECT id, owner, logical_clock, {}, {} AS op, model, json_data FROM {} \
+             WHERE owner = {} AND logical_clock >= {} AND logical_clock < {} ORDER BY logical_clock, seq{}",
+            d.quote("utc_timestamp"),
+            d.quote("type"),
+            d.quote(self.tables.diffs()),
+            d.param(1),
+            d.param(2),
+            d.param(3),
+            limit.map_or(String::new(), |n| format!(" LIMIT {n}"))
+        )
+    }
+
     /// `INSERT` of `rows` rows of `width` binds each into `table (columns)`,
     /// keeping rows already there when `ignore_taken` (dropped ids).
     fn insert_sql(&self, d: Dialect, table: &str, columns: &str, rows: usize, width: usize, ignore_taken: bool) -> String {
@@ -177,26 +193,53 @@ impl<C: LogConnection> Store for DieselStore<C> {
     }
 
     fn diffs_between(&self, conn: &mut C, owner: &str, from: i64, to: i64) -> Result<Vec<Diff>, SyncError> {
-        if from >= to {
-            return Ok(Vec::new());
-        }
-        let d = conn.dialect();
-        let sql = format!(
-            "SELECT id, owner, logical_clock, {}, {} AS op, model, json_data FROM {} \
-             WHERE owner = {} AND logical_clock >= {} AND logical_clock < {} ORDER BY logical_clock, seq",
-            d.quote("utc_timestamp"),
-            d.quote("type"),
-            d.quote(self.tables.diffs()),
-            d.param(1),
-            d.param(2),
-            d.param(3)
-        );
         let mut diffs = Vec::new();
-        conn.each_diff(&sql, &[Bind::Text(owner), Bind::BigInt(from), Bind::BigInt(to)], &mut |row| {
-            diffs.push(into_diff(row)?);
+        self.each_logged(conn, owner, from, to, &mut |diff| {
+            diffs.push(diff);
             Ok(())
         })?;
         Ok(diffs)
+    }
+
+    fn each_logged(
+        &self,
+        conn: &mut C,
+        owner: &str,
+        from: i64,
+        to: i64,
+        each: &mut dyn FnMut(Diff) -> Result<(), SyncError>,
+    ) -> Result<(), SyncError> {
+        if from >= to {
+            return Ok(());
+        }
+        let sql = self.log_sql(conn.dialect(), None);
+        conn.each_diff(&sql, &[Bind::Text(owner), Bind::BigInt(from), Bind::BigInt(to)], &mut |row| each(into_diff(row)?))
+    }
+
+    fn each_net_row(
+        &self,
+        conn: &mut C,
+        owner: &str,
+        since: i64,
+        each: &mut dyn FnMut(NetRow) -> Result<(), SyncError>,
+    ) -> Result<(), SyncError> {
+        history::each_net_row(&self.tables, conn, owner, since, each)
+    }
+
+    fn snapshot<T>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, SyncError>) -> Result<T, SyncError> {
+        conn.begin_snapshot().map_err(db)?;
+        match f(conn) {
+            Ok(value) => {
+                conn.commit().map_err(db)?;
+                Ok(value)
+            }
+            Err(err) => {
+                if let Err(rollback) = conn.rollback() {
+                    tracing::error!("mobync: ending a read snapshot failed: {rollback}");
+                }
+                Err(err)
+            }
+        }
     }
 
     fn known_ids(&self, conn: &mut C, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
@@ -296,23 +339,10 @@ impl<C: LogConnection> Store for DieselStore<C> {
     }
 
     fn log_chunk(&self, conn: &mut C, owner: &str, from: i64, to: i64, limit: usize) -> Result<(Vec<Diff>, i64), SyncError> {
-        let d = conn.dialect();
-        let sql = |limit: Option<usize>| {
-            format!(
-                "SELECT id, owner, logical_clock, {}, {} AS op, model, json_data FROM {} \
-                 WHERE owner = {} AND logical_clock >= {} AND logical_clock < {} ORDER BY logical_clock, seq{}",
-                d.quote("utc_timestamp"),
-                d.quote("type"),
-                d.quote(self.tables.diffs()),
-                d.param(1),
-                d.param(2),
-                d.param(3),
-                limit.map_or(String::new(), |n| format!(" LIMIT {n}"))
-            )
-        };
         let mut read = |from: i64, to: i64, limit: Option<usize>| -> Result<Vec<Diff>, SyncError> {
             let mut diffs = Vec::new();
-            conn.each_diff(&sql(limit), &[Bind::Text(owner), Bind::BigInt(from), Bind::BigInt(to)], &mut |row| {
+            let sql = self.log_sql(conn.dialect(), limit);
+            conn.each_diff(&sql, &[Bind::Text(owner), Bind::BigInt(from), Bind::BigInt(to)], &mut |row| {
                 diffs.push(into_diff(row)?);
                 Ok(())
             })?;

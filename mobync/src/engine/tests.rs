@@ -225,6 +225,14 @@ proptest! {
         let owners = ["alice", "bob", "carol"].map(String::from);
         testing::converge(&mut &engine(), &owners, &plan);
     }
+
+    /// The same with every answer read again as it is written out (what
+    /// an answer longer than the read keeps does), not kept from the read.
+    #[test]
+    fn devices_converge_with_every_answer_streamed(plan in testing::plans(60)) {
+        let owners = ["alice", "bob", "carol"].map(String::from);
+        testing::converge(&mut &engine().with_inline(0), &owners, &plan);
+    }
 }
 
 /// The convergence runs with the server compacting owners' logs at random
@@ -237,9 +245,11 @@ fn devices_converge_with_compactions_at_random_horizons() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let owners = ["alice", "bob", "carol"].map(String::from);
     let mut compactions = 0;
-    for _ in 0..300 {
+    for run in 0..300 {
         let plan = testing::plans(80).new_tree(&mut runner).expect("a plan").current();
-        let run = std::panic::catch_unwind(|| testing::converge(&mut &engine(), &owners, &plan));
+        // Every other plan with every answer streamed.
+        let inline = if run % 2 == 0 { INLINE } else { 0 };
+        let run = std::panic::catch_unwind(|| testing::converge(&mut &engine().with_inline(inline), &owners, &plan));
         compactions += run.unwrap_or_else(|_| panic!("this plan failed: {plan:?}"));
     }
     assert!(compactions > 300, "only {compactions} compactions ran");

@@ -83,6 +83,25 @@ impl AsyncSeek for Body {
     }
 }
 
+/// A streamed answer's body that holds its sync's ticket until it is
+/// dropped.
+pub(super) struct Streamed<B> {
+    body: B,
+    _ticket: Ticket,
+}
+
+impl<B> Streamed<B> {
+    pub(super) fn new(body: B, ticket: Ticket) -> Self {
+        Streamed { body, _ticket: ticket }
+    }
+}
+
+impl<B: AsyncRead + Unpin> AsyncRead for Streamed<B> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.body).poll_read(cx, buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
