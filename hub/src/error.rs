@@ -75,6 +75,9 @@ impl HubError {
 /// 408 or a 413.
 impl From<SyncError> for HubError {
     fn from(err: SyncError) -> Self {
+        // mobync's errors carry their cause for the log; the hub answers
+        // every one it turns into its own.
+        err.log();
         match err.kind {
             ErrorKind::Unavailable => Self::new(503, "unavailable", err.message),
             ErrorKind::Internal => Self::new(500, "internal", err.message),

@@ -7,6 +7,7 @@ use crate::model::{Method, MessageRow, NetworkRow, NodeRow, State};
 use crate::{new_id, sql, Engine, HubError, Shared, Step};
 use mobync::Store;
 use mobync::db::LogConnection;
+use mobync::observe::Report;
 use mobync::{Diff, JsonObject, OperationType, Owner};
 use serde_json::{Map, Value};
 
@@ -87,7 +88,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
                 return Err(HubError::bad_request("`Idempotency-Key` must be 1 to 255 bytes"));
             }
         }
-        engine.store().transaction(conn, |conn| {
+        engine.store().transaction_noting(conn, |conn, noted| {
             // The owner's lock first: the record is read and the patch
             // merged under it, so no change of the owner (a phone's sync,
             // another node's send) commits between this read and this
@@ -103,7 +104,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
                     }
                 }
             }
-            let answer = self.send_in(engine, conn, network, node, send, now)?;
+            let answer = self.send_in(engine, conn, network, node, send, now, noted)?;
             if let (Some((key, _)), Some(id)) = (idempotency, answer["id"].as_str()) {
                 sql::remember_idempotent(conn, &node.id, key, id, now)?;
             }
@@ -111,7 +112,18 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         })
     }
 
-    fn send_in(&self, engine: &Engine<C, O>, conn: &mut C, network: &NetworkRow, node: &NodeRow, send: Change, now: i64) -> Result<Value, HubError> {
+    /// [`send`](Shared::send) in its transaction, tallying in `noted`.
+    #[allow(clippy::too_many_arguments)]
+    fn send_in(
+        &self,
+        engine: &Engine<C, O>,
+        conn: &mut C,
+        network: &NetworkRow,
+        node: &NodeRow,
+        send: Change,
+        now: i64,
+        noted: &mut Report,
+    ) -> Result<Value, HubError> {
         if matches!(send.method, Method::Create | Method::Update) && send.payload.is_none() {
             return Err(HubError::bad_request(format!("a {} needs a `payload`", send.method.as_str())));
         }
@@ -173,16 +185,17 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
             lease_until: None,
         };
         sql::insert_message(conn, &sent)?;
-        sql::record_change(conn, &sent.id, State::Processing, now, "")?;
+        sql::record_change(conn, &sent.id, State::Processing, now, "", noted)?;
         let owner = self.owner_of(network)?;
         let mut report = mobync::observe::Report::default();
         let mut answer = mobync::protocol::SyncResponse::ok(0, Vec::new());
         engine.run(conn, mobync::engine::Request::within_transaction(&owner, vec![diff]), &mut answer, &mut report)?;
-        mobync::__private_0_1::after_commit(move || report.emit());
+        // Counted with this transaction's work, once it committed.
+        noted.absorb(report);
         if let Some(remote) = &send.remote_id {
             sql::map_remote(conn, &node.id, remote, &record_id)?;
         }
-        sql::set_state(conn, &sent.id, State::Acknowledged, None, now, "")?;
+        sql::set_state(conn, &sent.id, State::Acknowledged, None, now, "", noted)?;
         let sent = MessageRow { state: State::Acknowledged.as_str().to_owned(), ..sent };
         Ok(sent.json(None))
     }
@@ -227,11 +240,11 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
     /// under the node's lock: another fetcher of the node, in this process
     /// or another, never gets the same message while the lease runs.
     pub fn next(&self, engine: &Engine<C, O>, conn: &mut C, node: &NodeRow, lease_ms: i64, now: i64) -> Result<Option<Value>, HubError> {
-        engine.store().transaction(conn, |conn| {
+        engine.store().transaction_noting(conn, |conn, noted| {
             sql::lock_node(conn, &node.id)?;
             let Some(message) = sql::next_message(conn, &node.id, now)? else { return Ok(None) };
             let note = if message.state == State::Processing.as_str() { "delivered again: its lease ran out" } else { "" };
-            sql::set_state(conn, &message.id, State::Processing, Some(now + lease_ms), now, note)?;
+            sql::set_state(conn, &message.id, State::Processing, Some(now + lease_ms), now, note, noted)?;
             let remote = sql::remote_of(conn, &node.id, &message.record_id)?;
             let message = MessageRow { state: State::Processing.as_str().to_owned(), lease_until: Some(now + lease_ms), ..message };
             Ok(Some(message.json(remote.as_deref())))
@@ -257,7 +270,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         answer: Answer,
         now: i64,
     ) -> Result<Value, HubError> {
-        engine.store().transaction(conn, |conn| {
+        engine.store().transaction_noting(conn, |conn, noted| {
             let message = sql::message_locked(conn, message_id)?
                 .filter(|m| m.destination_id.as_deref() == Some(node.id.as_str()))
                 .ok_or_else(|| HubError::not_found(format!("no message {message_id:?} for this node")))?;
@@ -280,7 +293,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
                 sql::map_remote(conn, &node.id, remote, &message.record_id)?;
             }
             if state == State::Processing {
-                sql::set_state(conn, &message.id, wanted, None, now, note)?;
+                sql::set_state(conn, &message.id, wanted, None, now, note, noted)?;
             }
             let remote = sql::remote_of(conn, &node.id, &message.record_id)?;
             let message = MessageRow { state: wanted.as_str().to_owned(), lease_until: None, ..message };
@@ -310,9 +323,9 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         now: i64,
     ) -> Result<usize, HubError> {
         let store = engine.store();
-        let last = store.transaction(conn, |conn| {
+        let last = store.transaction_noting(conn, |conn, noted| {
             store.lock_clock(conn, &network.owner)?;
-            let superseded = sql::supersede(conn, &node.id, now)?;
+            let superseded = sql::supersede(conn, &node.id, now, noted)?;
             if superseded > 0 {
                 tracing::info!("mobync hub: re-sync of node {}: {superseded} unanswered messages superseded", node.id);
             }
@@ -320,7 +333,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
         })?;
         let (mut after, mut queued) = (0, 0usize);
         loop {
-            let (reached, count) = store.transaction(conn, |conn| {
+            let (reached, count) = store.transaction_noting(conn, |conn, noted| {
                 store.lock_clock(conn, &network.owner)?;
                 let records = sql::live_records(conn, &network.owner, &network.model, after, last, piece.max(1))?;
                 self.step(Step::ResyncRead);
@@ -343,7 +356,7 @@ impl<C: LogConnection, O: Owner + std::str::FromStr> Shared<C, O> {
                         lease_until: None,
                     });
                 }
-                sql::insert_messages(conn, &messages, State::Pending, now, "re-sync")?;
+                sql::insert_messages(conn, &messages, State::Pending, now, "re-sync", noted)?;
                 Ok::<_, HubError>((records.last().map(|(seq, _)| *seq), records.len()))
             })?;
             let Some(reached) = reached else { break };

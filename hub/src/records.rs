@@ -7,6 +7,7 @@
 use crate::model::{MessageRow, NetworkRow, State};
 use crate::{sql, Shared};
 use mobync::db::LogConnection;
+use mobync::observe::Report;
 use mobync::{Diff, DynamicModels, JsonObject, OperationType, Owner, SyncError};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -145,6 +146,13 @@ impl<C: LogConnection, O: Owner> DynamicModels<C, O> for Records<C, O> {
     /// message is the merge patch from the record the nodes have to the new
     /// one (whole field values would leave keys removed inside an object).
     fn write_all(&self, conn: &mut C, owner: &O, diffs: &[&Diff]) -> Result<(), SyncError> {
+        self.write_all_noting(conn, owner, diffs, &mut Report::default())
+    }
+
+    /// [`write_all`](DynamicModels::write_all), the messages queued tallied
+    /// in `noted` (the engine's report of the sync, emitted once its
+    /// transaction committed).
+    fn write_all_noting(&self, conn: &mut C, owner: &O, diffs: &[&Diff], noted: &mut Report) -> Result<(), SyncError> {
         let key = owner.key();
         let mut networks = HashMap::new();
         for diff in diffs {
@@ -172,7 +180,7 @@ impl<C: LogConnection, O: Owner> DynamicModels<C, O> for Records<C, O> {
                         // nothing to tell; a node's is told (as in
                         // jim8786453/sync, every update a node sends
                         // reaches the others), as the empty patch.
-                        deliver(conn, &key, diff, &JsonObject::new(), &mut networks, self.shared.now(), true)?;
+                        deliver(conn, &key, diff, &JsonObject::new(), &mut networks, self.shared.now(), true, noted)?;
                         continue;
                     }
                     to_record(&patch)
@@ -184,7 +192,7 @@ impl<C: LogConnection, O: Owner> DynamicModels<C, O> for Records<C, O> {
                     JsonObject::new()
                 }
             };
-            deliver(conn, &key, diff, &payload, &mut networks, self.shared.now(), false)?;
+            deliver(conn, &key, diff, &payload, &mut networks, self.shared.now(), false, noted)?;
         }
         Ok(())
     }
@@ -229,7 +237,9 @@ pub fn merge_patch(before: &JsonObject, after: &JsonObject) -> JsonObject {
 /// Queues what a node is sent for an applied change of a record (`payload`:
 /// a create's record, an update's merge patch, `{}` for a delete) for each
 /// node that reads its network, except the node the change came from;
-/// nothing if `only_a_nodes` and the change is not a node's.
+/// nothing if `only_a_nodes` and the change is not a node's. Each message
+/// is tallied in `noted`.
+#[allow(clippy::too_many_arguments)]
 fn deliver<C: LogConnection>(
     conn: &mut C,
     owner: &str,
@@ -238,6 +248,7 @@ fn deliver<C: LogConnection>(
     networks: &mut HashMap<String, Option<NetworkRow>>,
     now: i64,
     only_a_nodes: bool,
+    noted: &mut Report,
 ) -> Result<(), SyncError> {
     let Some(network) = network_of(conn, owner, &diff.model, networks)? else { return Ok(()) };
     // A node's own change: its message is in already (the diff has its
@@ -268,7 +279,7 @@ fn deliver<C: LogConnection>(
             lease_until: None,
         };
         sql::insert_message(conn, &message).map_err(to_sync)?;
-        sql::record_change(conn, &message.id, State::Pending, now, "").map_err(to_sync)?;
+        sql::record_change(conn, &message.id, State::Pending, now, "", noted).map_err(to_sync)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use crate::model::{ChangeRow, Count, MessageRow, NetworkRow, NodeRow, One, Recor
 use crate::HubError;
 use mobync::__private_0_1::{AnyRow, Bind};
 use mobync::db::{Dialect, LogConnection};
-use mobync::observe::names;
+use mobync::observe::{names, Report};
 
 /// `sql` with its `?` placeholders as the dialect writes them.
 fn sql(d: Dialect, text: &str) -> String {
@@ -252,7 +252,15 @@ const CHUNK: usize = 200;
 
 /// Stores new messages, with a first state change each (`state` at `now`,
 /// `note`), a few multi-row INSERTs in all.
-pub fn insert_messages<C: LogConnection>(conn: &mut C, messages: &[MessageRow], state: State, now: i64, note: &str) -> Result<(), HubError> {
+/// Each is tallied in `noted`, counted once the transaction committed.
+pub fn insert_messages<C: LogConnection>(
+    conn: &mut C,
+    messages: &[MessageRow],
+    state: State,
+    now: i64,
+    note: &str,
+    noted: &mut Report,
+) -> Result<(), HubError> {
     for chunk in messages.chunks(CHUNK) {
         let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let text = format!(
@@ -272,8 +280,7 @@ pub fn insert_messages<C: LogConnection>(conn: &mut C, messages: &[MessageRow], 
         }
         execute(conn, &text, &binds)?;
     }
-    let (state, n) = (state.as_str(), messages.len() as u64);
-    mobync::__private_0_1::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => state).increment(n));
+    noted.tally(names::HUB_MESSAGES, "state", state.as_str(), messages.len() as u64);
     Ok(())
 }
 
@@ -334,19 +341,20 @@ pub fn set_state<C: LogConnection>(
     lease_until: Option<i64>,
     now: i64,
     note: &str,
+    noted: &mut Report,
 ) -> Result<(), HubError> {
     let done = matches!(state, State::Acknowledged | State::Failed | State::Superseded).then_some(now);
     let text = "UPDATE hub_messages SET state = ?, lease_until = ?, done_at = ? WHERE id = ?";
     execute(conn, text, &[Bind::Text(state.as_str()), Bind::OptBigInt(lease_until), Bind::OptBigInt(done), Bind::Text(id)])?;
-    record_change(conn, id, state, now, note)
+    record_change(conn, id, state, now, note, noted)
 }
 
-/// Records a state change of a message.
-pub fn record_change<C: LogConnection>(conn: &mut C, id: &str, state: State, now: i64, note: &str) -> Result<(), HubError> {
+/// Records a state change of a message, tallied in `noted` (counted once
+/// the transaction committed).
+pub fn record_change<C: LogConnection>(conn: &mut C, id: &str, state: State, now: i64, note: &str, noted: &mut Report) -> Result<(), HubError> {
     let text = "INSERT INTO hub_changes (message_id, state, at, note) VALUES (?, ?, ?, ?)";
     execute(conn, text, &[Bind::Text(id), Bind::Text(state.as_str()), Bind::BigInt(now), Bind::Text(note)])?;
-    let state = state.as_str();
-    mobync::__private_0_1::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => state).increment(1));
+    noted.tally(names::HUB_MESSAGES, "state", state.as_str(), 1);
     Ok(())
 }
 
@@ -412,8 +420,8 @@ pub fn remember_idempotent<C: LogConnection>(conn: &mut C, node_id: &str, key: &
 }
 
 /// Supersedes what a node holds unanswered (pending, or fetched and not
-/// answered), with a state change each: how many.
-pub fn supersede<C: LogConnection>(conn: &mut C, node_id: &str, now: i64) -> Result<usize, HubError> {
+/// answered), with a state change each (tallied in `noted`): how many.
+pub fn supersede<C: LogConnection>(conn: &mut C, node_id: &str, now: i64, noted: &mut Report) -> Result<usize, HubError> {
     let open = "destination_id = ? AND state IN ('pending', 'processing')";
     let text = format!(
         "INSERT INTO hub_changes (message_id, state, at, note) \
@@ -422,7 +430,7 @@ pub fn supersede<C: LogConnection>(conn: &mut C, node_id: &str, now: i64) -> Res
     execute(conn, &text, &[Bind::BigInt(now), Bind::Text(node_id)])?;
     let text = format!("UPDATE hub_messages SET state = 'superseded', lease_until = NULL, done_at = ? WHERE {open}");
     let n = execute(conn, &text, &[Bind::BigInt(now), Bind::Text(node_id)])?;
-    mobync::__private_0_1::after_commit(move || metrics::counter!(names::HUB_MESSAGES, "state" => "superseded").increment(n as u64));
+    noted.tally(names::HUB_MESSAGES, "state", "superseded", n as u64);
     Ok(n)
 }
 

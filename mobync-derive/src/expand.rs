@@ -387,7 +387,7 @@ impl<'s, 'a> Model<'s, 'a> {
                         .select(#ty::as_select())
                         .first::<#ty>(conn)
                         .optional()
-                        .map_err(#private::db)?;
+                        .map_err(|err| #private::db(conn, err))?;
                     let row = match found {
                         ::core::option::Option::Some(row) => row,
                         ::core::option::Option::None => return ::core::result::Result::Ok(::core::option::Option::None),
@@ -408,7 +408,7 @@ impl<'s, 'a> Model<'s, 'a> {
                     #private::diesel::insert_into(#table::table)
                         .values(&new)
                         .execute(conn)
-                        .map_err(|err| #private::insert_failed(#model, #id_col_name, diff.row_id(), err))?;
+                        .map_err(|err| #private::insert_failed(conn, #model, #id_col_name, diff.row_id(), err))?;
                     ::core::result::Result::Ok(())
                 }
 
@@ -425,7 +425,7 @@ impl<'s, 'a> Model<'s, 'a> {
                         .filter(#table::#id_col.eq_any(&ids))
                         .select(#table::#id_col)
                         .load(conn)
-                        .map_err(#private::db)?;
+                        .map_err(|err| #private::db(conn, err))?;
                     if let ::core::option::Option::Some(at) = rows.iter().position(|row| taken.contains(&row.__mobync_id)) {
                         let diff = diffs[at];
                         return ::core::result::Result::Err(
@@ -440,8 +440,10 @@ impl<'s, 'a> Model<'s, 'a> {
                         // A unique value of another column, or another
                         // owner's create of an id that won the race.
                         if let ::core::result::Result::Err(err) = insert(conn, chunk) {
+                            // What the server says of it, before the retries.
+                            let said = #private::said(conn, &err);
                             let retry = |at: usize| insert(conn, &chunk[at..at + 1]).is_err();
-                            return ::core::result::Result::Err(#private::chunk_insert_failed(#model, #id_col_name, creates, err, retry));
+                            return ::core::result::Result::Err(#private::chunk_insert_failed(#model, #id_col_name, creates, err, said, retry));
                         }
                     }
                     ::core::result::Result::Ok(())
@@ -453,12 +455,12 @@ impl<'s, 'a> Model<'s, 'a> {
                     let row_id = __mobync_id(diff)?;
                     let found = if patch.__mobync_is_empty() {
                         // Nothing to set, but the row must still be the owner's.
-                        #filter_owned.count().get_result::<i64>(conn).map_err(#private::db)? as usize
+                        #filter_owned.count().get_result::<i64>(conn).map_err(|err| #private::db(conn, err))? as usize
                     } else {
                         #private::diesel::update(#filter_owned)
                             .set(&patch)
                             .execute(conn)
-                            .map_err(|err| #private::update_failed(#model, err))?
+                            .map_err(|err| #private::update_failed(conn, #model, err))?
                     };
                     if found == 0 {
                         return ::core::result::Result::Err(#private::no_row(#model, diff.row_id()));
@@ -471,7 +473,7 @@ impl<'s, 'a> Model<'s, 'a> {
                     let row_id = __mobync_id(diff)?;
                     let found = #private::diesel::delete(#filter_owned)
                         .execute(conn)
-                        .map_err(#private::db)?;
+                        .map_err(|err| #private::db(conn, err))?;
                     if found == 0 {
                         return ::core::result::Result::Err(#private::no_row(#model, diff.row_id()));
                     }
@@ -547,7 +549,7 @@ impl<'s, 'a> Model<'s, 'a> {
                     .filter(#table::#id_col.eq_any(wanted))
                     .select(#ty::as_select())
                     .load::<#ty>(conn)
-                    .map_err(#private::db)?;
+                    .map_err(|err| #private::db(conn, err))?;
                 for row in found.into_iter().filter(|row| row.#owner_ident == *owner) {
                     rows.insert(::std::string::ToString::to_string(&row.#id_ident), row);
                 }

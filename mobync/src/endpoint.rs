@@ -63,9 +63,9 @@ impl AuthError {
 /// A database error while authenticating is an outage, not a refusal.
 impl From<diesel::result::Error> for AuthError {
     fn from(err: diesel::result::Error) -> Self {
-        // Logged, and the connection not reused if it is the one that failed.
-        let _ = SyncError::database(err);
-        AuthError::unavailable("its database cannot answer")
+        // The cause is logged where the answer goes out; whoever holds the
+        // connection asks it whether it still answers (`db::settle`).
+        AuthError::unavailable(format!("its database cannot answer: {err}"))
     }
 }
 

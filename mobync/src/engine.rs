@@ -263,6 +263,13 @@ pub trait Synchronizer<C>: Send + Sync {
 
     /// Writes a sync's diffs, in order; an error names its diff.
     fn write_all(&self, conn: &mut C, owner: &Self::Owner, diffs: &[Diff]) -> Result<(), SyncError>;
+
+    /// [`write_all`](Synchronizer::write_all), tallying in `report` what is
+    /// to be counted once the transaction committed (see [`Report::tally`]).
+    fn write_all_noting(&self, conn: &mut C, owner: &Self::Owner, diffs: &[Diff], report: &mut Report) -> Result<(), SyncError> {
+        let _ = report;
+        self.write_all(conn, owner, diffs)
+    }
 }
 
 /// The default maximum number of diffs in one request.
@@ -968,10 +975,10 @@ where
         if let Err(err) = self.sync.validate_all(conn, owner, &apply) {
             return Err(self.blame(conn, owner, diffs, &apply, err));
         }
-        self.sync.write_all(conn, owner, &apply)?;
+        let mut noted = Report::default();
+        self.sync.write_all_noting(conn, owner, &apply, &mut noted)?;
         let dropped: Vec<&str> = dropped.iter().map(String::as_str).collect();
         self.store.record(conn, &key, clock, &apply, &dropped)?;
-        let mut noted = Report::default();
         noted.note_applied(&apply);
         let dropped: HashSet<&str> = dropped.into_iter().collect();
         noted.note_dropped(diffs.iter().filter(|d| dropped.contains(d.id.as_str())));

@@ -101,12 +101,36 @@ pub struct SyncError {
     pub message: String,
     /// The id of the diff at fault, if one is.
     pub diff_id: Option<String>,
+    /// What a database error says of its connection, for whoever holds
+    /// the connection to act on (see [`DbFault`]).
+    pub(crate) fault: Option<DbFault>,
+    /// The cause for the log (never answered), see [`SyncError::log`].
+    pub(crate) detail: Option<String>,
+}
+
+/// What a failed database statement says of its connection. Building a
+/// [`SyncError`] does nothing but build it: the holder of the connection
+/// acts on this (the transaction owner, the pool's user through
+/// [`crate::db::settle`]), and the pool drops a connection marked broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DbFault {
+    /// The connection is gone (the server closed it, the network failed,
+    /// the rollback failed): 503, and the connection is not to be reused.
+    Lost,
+    /// The database cannot answer now, the connection itself is fine: a
+    /// lock not had in time, a deadlock or serialization failure, a busy
+    /// SQLite file. 503; a retry resolves it.
+    Busy,
+    /// Anything else: 500, or 422 when the value of a diff is at fault.
+    /// Not every backend says when its connection was lost: the holder asks
+    /// the connection (a ping) before reusing it.
+    Other,
 }
 
 impl SyncError {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        SyncError { kind, message: message.into(), diff_id: None }
+        SyncError { kind, message: message.into(), diff_id: None, fault: None, detail: None }
     }
 
     /// 400 `malformed_request`.
@@ -144,10 +168,10 @@ impl SyncError {
         Self::new(ErrorKind::ResetRequired, message)
     }
 
-    /// 500 `internal`. The detail goes to the log, never to the client.
+    /// 500 `internal`. The detail is for the log (see [`SyncError::log`]),
+    /// never for the client.
     pub fn internal(detail: impl fmt::Display) -> Self {
-        tracing::error!("mobync internal error: {detail}");
-        Self::new(ErrorKind::Internal, "internal server error")
+        Self::new(ErrorKind::Internal, "internal server error").with_detail(detail)
     }
 
     /// 408 `timeout`.
@@ -155,22 +179,69 @@ impl SyncError {
         Self::new(ErrorKind::Timeout, message)
     }
 
-    /// 503 `unavailable`: the cause is logged, the client told to retry.
+    /// 503 `unavailable`: the client is told to retry; the cause is for
+    /// the log (see [`SyncError::log`]).
     pub fn unavailable(detail: impl fmt::Display) -> Self {
-        tracing::warn!("mobync: unavailable: {detail}");
-        Self::new(ErrorKind::Unavailable, "the server cannot answer now; retry later")
+        Self::new(ErrorKind::Unavailable, "the server cannot answer now; retry later").with_detail(detail)
     }
 
     /// A database error: 503 `unavailable` when the database cannot answer
-    /// now (the connection is lost, the server is shutting down, a lock
-    /// could not be had in time, a deadlock or serialization failure that a
-    /// retry resolves); 500 `internal` otherwise. Its detail is logged.
+    /// now (the connection is lost, a deadlock or serialization failure
+    /// that a retry resolves, a lock not had in time); 500 `internal`
+    /// otherwise. Decided by what Diesel's error says without its text
+    /// (see [`DbFault`] and [`crate::db::fault_of`]); nothing is logged
+    /// and nothing done here.
     pub fn database(err: diesel::result::Error) -> Self {
-        if is_outage(&err) {
-            crate::db::discard_connection();
-            Self::unavailable(err)
-        } else {
-            Self::internal(err)
+        Self::of_fault(crate::db::fault_of(&err), err)
+    }
+
+    /// A database error of a statement that only waits for a lock (the
+    /// owner's clock, a write transaction's `BEGIN`): anything but a lost
+    /// connection is the wait's (a lock timeout, a deadlock, a canceled
+    /// statement, a busy SQLite file): 503 and a connection to keep.
+    pub fn database_waiting(err: diesel::result::Error) -> Self {
+        let fault = match crate::db::fault_of(&err) {
+            DbFault::Lost => DbFault::Lost,
+            DbFault::Busy | DbFault::Other => DbFault::Busy,
+        };
+        Self::of_fault(fault, err)
+    }
+
+    /// A database error already known to be `fault`.
+    pub fn of_fault(fault: DbFault, detail: impl fmt::Display) -> Self {
+        let err = match fault {
+            DbFault::Lost | DbFault::Busy => Self::unavailable(detail),
+            DbFault::Other => Self::internal(detail),
+        };
+        SyncError { fault: Some(fault), ..err }
+    }
+
+    /// What the database error this is says of its connection; `None` for
+    /// an error that did not come from the database.
+    pub fn fault(&self) -> Option<DbFault> {
+        self.fault
+    }
+
+    /// The cause, for the log: never answered to the client.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// Keeps `detail` as the cause for the log.
+    pub fn with_detail(mut self, detail: impl fmt::Display) -> Self {
+        self.detail = Some(detail.to_string());
+        self
+    }
+
+    /// Logs the error as its answer goes out: a 500 as an error with its
+    /// cause, a 503 as a warning with its cause; others are the client's
+    /// and are not logged. Called by whoever answers (the fairing, the hub).
+    pub fn log(&self) {
+        let detail = self.detail.as_deref().unwrap_or(&self.message);
+        match self.kind {
+            ErrorKind::Internal => tracing::error!("mobync internal error: {detail}"),
+            ErrorKind::Unavailable => tracing::warn!("mobync: unavailable: {detail}"),
+            _ => {}
         }
     }
 
@@ -204,41 +275,6 @@ impl fmt::Display for SyncError {
 }
 
 impl std::error::Error for SyncError {}
-
-/// Whether a database error means "cannot answer now" rather than a fault.
-fn is_outage(err: &diesel::result::Error) -> bool {
-    use diesel::result::{DatabaseErrorKind as Kind, Error};
-    match err {
-        Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::SerializationFailure, _) => true,
-        Error::DatabaseError(_, info) => {
-            let message = info.message().to_ascii_lowercase();
-            [
-                "database is locked",
-                "database is busy",
-                "server has gone away",
-                "lost connection",
-                "terminating connection",
-                "the database system is",
-                "connection refused",
-                "no connection to the server",
-                "server closed the connection",
-                "deadlock",
-                "lock wait timeout",
-                "lock timeout",
-                "could not obtain lock",
-                "canceling statement due to",
-            ]
-            .iter()
-            .any(|needle| message.contains(needle))
-        }
-        Error::BrokenTransactionManager => true,
-        // A commit that failed, and its rollback with it: the connection is
-        // what failed (whether the commit took effect is unknown; a retry
-        // is harmless).
-        Error::RollbackErrorOnCommit { commit_error, .. } => is_outage(commit_error),
-        _ => false,
-    }
-}
 
 /// The JSON body of every failed sync:
 /// `{"success": false, "message": "...", "error": "<code>", "diff_id": "..."}`.

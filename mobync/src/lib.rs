@@ -37,8 +37,6 @@ pub mod __private_0_1 {
     };
     /// The SQL plumbing of [`LogConnection`](crate::db::LogConnection), for mobync-hub.
     pub use crate::db::conn::{AnyRow, Bind};
-    /// Work to run once the transaction commits, for mobync-hub.
-    pub use crate::db::store::after_commit;
     /// Reading a request body within a limit and a deadline, for mobync-hub.
     #[cfg(feature = "rocket")]
     pub use crate::fairing::http::read_body;

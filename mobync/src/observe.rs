@@ -98,7 +98,14 @@ pub struct Report {
     pub sent: usize,
     /// The clock answered.
     pub clock: Option<i64>,
+    /// Other counters of the work done, to add once it committed (never if
+    /// it rolled back): (metric name, label, label value) and how many. The
+    /// hub counts its messages here.
+    pub tallies: Tallies,
 }
+
+/// Counters by (metric name, label, label value), see [`Report::tallies`].
+pub type Tallies = BTreeMap<(&'static str, &'static str, &'static str), u64>;
 
 fn count<'a>(counts: &mut Counts, diffs: impl IntoIterator<Item = &'a Diff>) {
     for diff in diffs {
@@ -117,7 +124,8 @@ impl Report {
         count(&mut self.dropped, diffs);
     }
 
-    /// Adds what `other` noted of diffs (a part of the sync, committed).
+    /// Adds what `other` noted of diffs and its tallies (a part of the
+    /// sync, committed).
     pub fn absorb(&mut self, other: Report) {
         for (key, n) in other.applied {
             *self.applied.entry(key).or_default() += n;
@@ -125,6 +133,15 @@ impl Report {
         for (key, n) in other.dropped {
             *self.dropped.entry(key).or_default() += n;
         }
+        for (key, n) in other.tallies {
+            *self.tallies.entry(key).or_default() += n;
+        }
+    }
+
+    /// Counts `n` more of the counter `name` with `label` = `value`, once
+    /// the work is committed and the report emitted.
+    pub fn tally(&mut self, name: &'static str, label: &'static str, value: &'static str, n: u64) {
+        *self.tallies.entry((name, label, value)).or_default() += n;
     }
 
     /// Diffs applied.
@@ -137,8 +154,8 @@ impl Report {
         self.dropped.values().sum()
     }
 
-    /// Records the diff counters (applied, dropped, sent) in the app's
-    /// `metrics` recorder.
+    /// Records the diff counters (applied, dropped, sent) and the tallies
+    /// in the app's `metrics` recorder.
     pub fn emit(&self) {
         for ((model, op), n) in &self.applied {
             metrics::counter!(names::DIFFS_APPLIED, "model" => model.clone(), "op" => *op).increment(*n);
@@ -148,6 +165,9 @@ impl Report {
         }
         if self.sent > 0 {
             metrics::counter!(names::DIFFS_SENT).increment(self.sent as u64);
+        }
+        for ((name, label, value), n) in &self.tallies {
+            metrics::counter!(*name, *label => *value).increment(*n);
         }
     }
 

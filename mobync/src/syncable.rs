@@ -5,6 +5,7 @@
 
 use crate::engine::Synchronizer;
 use crate::error::SyncError;
+use crate::observe::Report;
 use crate::owner::Owner;
 use crate::protocol::{Diff, JsonObject, OperationType};
 use std::collections::BTreeMap;
@@ -95,6 +96,13 @@ pub trait DynamicModels<C, O>: Send + Sync {
     fn validate_all(&self, conn: &mut C, owner: &O, diffs: &[&Diff]) -> Result<(), SyncError>;
     /// Writes a run of diffs of these models, in order; an error names its diff.
     fn write_all(&self, conn: &mut C, owner: &O, diffs: &[&Diff]) -> Result<(), SyncError>;
+    /// [`write_all`](DynamicModels::write_all), tallying in `report` what
+    /// is to be counted once the sync's transaction committed (see
+    /// [`Report::tally`]): what the engine calls.
+    fn write_all_noting(&self, conn: &mut C, owner: &O, diffs: &[&Diff], report: &mut Report) -> Result<(), SyncError> {
+        let _ = report;
+        self.write_all(conn, owner, diffs)
+    }
 }
 
 /// The synced models of an app on the connection type `C` with owners of
@@ -186,6 +194,10 @@ where
     }
 
     fn write_all(&self, conn: &mut C, owner: &O, diffs: &[Diff]) -> Result<(), SyncError> {
+        self.write_all_noting(conn, owner, diffs, &mut Report::default())
+    }
+
+    fn write_all_noting(&self, conn: &mut C, owner: &O, diffs: &[Diff], report: &mut Report) -> Result<(), SyncError> {
         // In order; each run of creates of one model is inserted at once,
         // each run of diffs of the dynamic models handed to them at once.
         let mut rest = diffs;
@@ -195,7 +207,7 @@ where
                 Found::Dynamic(models) => {
                     let run = rest.iter().take_while(|d| matches!(self.model(&d.model), Ok(Found::Dynamic(_)))).count();
                     let run_diffs: Vec<&Diff> = rest[..run].iter().collect();
-                    models.write_all(conn, owner, &run_diffs)?;
+                    models.write_all_noting(conn, owner, &run_diffs, report)?;
                     rest = &rest[run..];
                     continue;
                 }

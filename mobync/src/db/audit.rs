@@ -95,10 +95,6 @@ pub struct Page {
     pub next: Option<usize>,
 }
 
-fn db(err: diesel::result::Error) -> SyncError {
-    SyncError::database(err)
-}
-
 fn entry(row: DiffRow) -> Result<Entry, SyncError> {
     let fields = serde_json::from_str(&row.json_data)
         .map_err(|err| SyncError::internal(format!("diff {} has bad json_data: {err}", row.id)))?;
@@ -126,7 +122,7 @@ fn select<C: LogConnection>(conn: &C, tables: &Tables, condition: &str) -> Strin
 }
 
 fn number<C: LogConnection>(conn: &mut C, sql: &str, binds: &[Bind<'_>]) -> Result<Option<i64>, SyncError> {
-    Ok(conn.load::<NumberRow>(sql, binds).map_err(db)?.first().map(|r| r.n))
+    Ok(conn.load::<NumberRow>(sql, binds).map_err(|e| super::failed(conn, e))?.first().map(|r| r.n))
 }
 
 /// `owner`'s clock, diff count, dropped count and live rows by model; `None`

@@ -184,6 +184,10 @@ pub trait LogConnection: sealed::Sealed + Send + 'static {
     #[doc(hidden)]
     /// Whether the connection is known to be unusable.
     fn broken(&mut self) -> bool;
+    /// Marks the connection unusable (Diesel's transaction manager in its
+    /// error state), so that a pool drops it when it gets it back: what
+    /// the holder of a connection found lost does (see [`super::settle`]).
+    fn discard(&mut self);
 }
 
 /// Implements [`LogConnection`] for a concrete Diesel connection type.
@@ -275,6 +279,11 @@ macro_rules! log_connection {
 
             fn broken(&mut self) -> bool {
                 diesel::r2d2::R2D2Connection::is_broken(self)
+            }
+
+            fn discard(&mut self) {
+                use diesel::connection::TransactionManager;
+                <$conn as diesel::Connection>::TransactionManager::transaction_manager_status_mut(self).set_in_error();
             }
         }
     };
@@ -387,5 +396,9 @@ impl LogConnection for DbConnection {
 
     fn broken(&mut self) -> bool {
         with_inner!(self, c => c.broken())
+    }
+
+    fn discard(&mut self) {
+        with_inner!(self, c => c.discard())
     }
 }

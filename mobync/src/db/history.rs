@@ -11,10 +11,6 @@ use diesel::QueryableByName;
 /// Net rows per statement (12 binds each).
 const ROWS: usize = 50;
 
-fn db(err: diesel::result::Error) -> SyncError {
-    SyncError::database(err)
-}
-
 #[derive(QueryableByName)]
 struct MarksRow {
     #[diesel(sql_type = BigInt)]
@@ -89,7 +85,7 @@ pub(super) fn marks<C: LogConnection>(t: &Tables, conn: &mut C, owner: &str) -> 
         d.quote(t.clocks()),
         d.param(1)
     );
-    let rows: Vec<MarksRow> = conn.load(&sql, &[Bind::Text(owner)]).map_err(db)?;
+    let rows: Vec<MarksRow> = conn.load(&sql, &[Bind::Text(owner)]).map_err(|e| super::failed(conn, e))?;
     Ok(rows.first().map(|r| Marks { clock: r.clock, horizon: r.horizon, purged: r.purged }))
 }
 
@@ -122,7 +118,7 @@ pub(super) fn net_rows<C: LogConnection>(
         let sql = format!("SELECT {COLUMNS} FROM {table} WHERE owner = {} AND ({})", d.param(1), terms.join(" OR "));
         let mut binds = vec![Bind::Text(owner)];
         binds.extend(wanted.iter().flat_map(|(m, r)| [Bind::Text(m), Bind::Text(r)]));
-        for row in conn.load::<NetSql>(&sql, &binds).map_err(db)? {
+        for row in conn.load::<NetSql>(&sql, &binds).map_err(|e| super::failed(conn, e))? {
             if seen.insert((row.model.clone(), row.row_id.clone())) {
                 found.push(row);
             }
@@ -171,7 +167,7 @@ pub(super) fn squash<C: LogConnection>(
         let sql = format!("DELETE FROM {net} WHERE owner = {} AND ({})", d.param(1), terms.join(" OR "));
         let mut binds = vec![Bind::Text(owner)];
         binds.extend(chunk.iter().flat_map(|r| [Bind::Text(&r.model), Bind::Text(&r.id)]));
-        conn.execute(&sql, &binds).map_err(db)?;
+        conn.execute(&sql, &binds).map_err(|e| super::failed(conn, e))?;
         let fields: Vec<String> = chunk.iter().map(NetRow::fields_json).collect();
         let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", d.params(i * 12 + 1, 12))).collect();
         let sql = format!("INSERT INTO {net} (owner, {COLUMNS}) VALUES {}", values.join(", "));
@@ -194,7 +190,7 @@ pub(super) fn squash<C: LogConnection>(
                 Bind::BigInt(row.last_clock),
             ]);
         }
-        conn.execute(&sql, &binds).map_err(db)?;
+        conn.execute(&sql, &binds).map_err(|e| super::failed(conn, e))?;
     }
     let squashed_table = d.quote(t.squashed());
     for chunk in squashed.chunks(200) {
@@ -208,19 +204,19 @@ pub(super) fn squash<C: LogConnection>(
             .iter()
             .flat_map(|(id, clock)| [Bind::Text(owner), Bind::Text(id), Bind::BigInt(*clock), Bind::BigInt(now_ms)])
             .collect();
-        conn.execute(&sql, &binds).map_err(db)?;
+        conn.execute(&sql, &binds).map_err(|e| super::failed(conn, e))?;
     }
     let sql = format!("DELETE FROM {} WHERE owner = {} AND logical_clock < {}", d.quote(t.diffs()), d.param(1), d.param(2));
-    conn.execute(&sql, &[Bind::Text(owner), Bind::BigInt(horizon)]).map_err(db)?;
+    conn.execute(&sql, &[Bind::Text(owner), Bind::BigInt(horizon)]).map_err(|e| super::failed(conn, e))?;
     let sql = format!("UPDATE {} SET horizon = {} WHERE owner = {}", d.quote(t.clocks()), d.param(1), d.param(2));
-    conn.execute(&sql, &[Bind::BigInt(horizon), Bind::Text(owner)]).map_err(db)?;
+    conn.execute(&sql, &[Bind::BigInt(horizon), Bind::Text(owner)]).map_err(|e| super::failed(conn, e))?;
     Ok(())
 }
 
 pub(super) fn forget_squashed<C: LogConnection>(t: &Tables, conn: &mut C, owner: &str, before_ms: i64) -> Result<usize, SyncError> {
     let d = conn.dialect();
     let sql = format!("DELETE FROM {} WHERE owner = {} AND squashed_at < {}", d.quote(t.squashed()), d.param(1), d.param(2));
-    conn.execute(&sql, &[Bind::Text(owner), Bind::BigInt(before_ms)]).map_err(db)
+    conn.execute(&sql, &[Bind::Text(owner), Bind::BigInt(before_ms)]).map_err(|e| super::failed(conn, e))
 }
 
 pub(super) fn purge<C: LogConnection>(t: &Tables, conn: &mut C, owner: &str, below: i64) -> Result<usize, SyncError> {
@@ -231,9 +227,9 @@ pub(super) fn purge<C: LogConnection>(t: &Tables, conn: &mut C, owner: &str, bel
         d.param(1),
         d.param(2)
     );
-    let gone = conn.execute(&sql, &[Bind::Text(owner), Bind::BigInt(below)]).map_err(db)?;
+    let gone = conn.execute(&sql, &[Bind::Text(owner), Bind::BigInt(below)]).map_err(|e| super::failed(conn, e))?;
     let sql = format!("UPDATE {} SET purged = {} WHERE owner = {}", d.quote(t.clocks()), d.param(1), d.param(2));
-    conn.execute(&sql, &[Bind::BigInt(below), Bind::Text(owner)]).map_err(db)?;
+    conn.execute(&sql, &[Bind::BigInt(below), Bind::Text(owner)]).map_err(|e| super::failed(conn, e))?;
     Ok(gone)
 }
 
@@ -246,7 +242,7 @@ pub(super) fn entries<C: LogConnection>(t: &Tables, conn: &mut C, owner: &str) -
         d.quote(t.net()),
         d.param(2)
     );
-    let rows: Vec<CountsRow> = conn.load(&sql, &[Bind::Text(owner), Bind::Text(owner)]).map_err(db)?;
+    let rows: Vec<CountsRow> = conn.load(&sql, &[Bind::Text(owner), Bind::Text(owner)]).map_err(|e| super::failed(conn, e))?;
     let row = rows.first().ok_or_else(|| SyncError::internal("no count"))?;
     Ok((row.log as u64, row.net as u64))
 }
@@ -271,7 +267,7 @@ pub(super) fn owners_behind<C: LogConnection>(
         d.param(1),
         d.param(2)
     );
-    let rows: Vec<OwnerRow> = conn.load(&sql, &[Bind::Text(after), Bind::BigInt(keep)]).map_err(db)?;
+    let rows: Vec<OwnerRow> = conn.load(&sql, &[Bind::Text(after), Bind::BigInt(keep)]).map_err(|e| super::failed(conn, e))?;
     Ok(rows.into_iter().map(|r| r.owner).collect())
 }
 
@@ -289,6 +285,6 @@ pub(super) fn young_tombstone<C: LogConnection>(t: &Tables, conn: &mut C, owner:
         d.param(1),
         d.param(2)
     );
-    let rows: Vec<MaybeNumber> = conn.load(&sql, &[Bind::Text(owner), Bind::BigInt(since_ms)]).map_err(db)?;
+    let rows: Vec<MaybeNumber> = conn.load(&sql, &[Bind::Text(owner), Bind::BigInt(since_ms)]).map_err(|e| super::failed(conn, e))?;
     Ok(rows.first().and_then(|r| r.n))
 }

@@ -23,6 +23,7 @@
 
 pub(crate) mod conn;
 pub mod audit;
+pub(crate) mod fault;
 mod history;
 pub mod migrations;
 mod pool;
@@ -32,9 +33,8 @@ mod tables;
 
 pub use conn::LogConnection;
 pub(crate) use conn::{Bind, DiffRow, KnownRow, NumberRow};
-pub(crate) use pool::discard_connection;
-#[cfg(feature = "rocket")]
-pub(crate) use pool::keep_connection;
+#[doc(hidden)]
+pub use fault::{failed, fault_of, fault_with, messages_language, pin_messages, said, settle, warn_unless_english, Said};
 pub use pool::{pool, pool_with, Manager, Pool, PoolSettings};
 pub use store::DieselStore;
 pub use tables::Tables;

@@ -3,32 +3,8 @@
 
 use super::{Dialect, LogConnection};
 use diesel::r2d2;
-use std::cell::Cell;
 use std::marker::PhantomData;
 use std::time::Duration;
-
-thread_local! {
-    /// Set when a database error on this thread meant the database could not
-    /// answer (a lost connection, a server restart): the connection this
-    /// thread gives back to a pool of mobync's is then dropped, not reused.
-    /// Diesel marks a PostgreSQL connection that lost its server broken by
-    /// itself; a MySQL one it does not.
-    static DISCARD: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks the connection this thread holds as not to be reused (see
-/// [`SyncError::database`](crate::SyncError::database)): mobync's pools do
-/// not ping at checkout, and a connection whose server went away fails
-/// every query.
-pub(crate) fn discard_connection() {
-    DISCARD.with(|flag| flag.set(true));
-}
-
-/// Clears the mark, as a connection is checked out.
-#[cfg(feature = "rocket")]
-pub(crate) fn keep_connection() {
-    DISCARD.with(|flag| flag.set(false));
-}
 
 /// An r2d2 pool of connections of type `C`.
 pub type Pool<C = super::DbConnection> = r2d2::Pool<Manager<C>>;
@@ -54,7 +30,8 @@ impl Default for PoolSettings {
 
 /// Opens connections of type `C` for a pool. SQLite connections get WAL,
 /// a busy timeout, `synchronous` as configured (`FULL` by default) and
-/// foreign keys.
+/// foreign keys. PostgreSQL and MySQL/MariaDB sessions get their messages'
+/// language pinned where the session may (see [`super::pin_messages`]).
 pub struct Manager<C> {
     url: String,
     pragmas: String,
@@ -98,6 +75,7 @@ impl<C: LogConnection> r2d2::ManageConnection for Manager<C> {
         if conn.dialect() == Dialect::Sqlite {
             conn.batch(&self.pragmas).map_err(r2d2::Error::QueryError)?;
         }
+        super::fault::pin_messages(&mut conn);
         Ok(conn)
     }
 
@@ -107,9 +85,9 @@ impl<C: LogConnection> r2d2::ManageConnection for Manager<C> {
 
     fn has_broken(&self, conn: &mut C) -> bool {
         // As Diesel's own manager: a connection given back by a panicking
-        // thread may be in the middle of a transaction. And one whose
-        // database could not answer is replaced by a new one.
-        std::thread::panicking() || conn.broken() || DISCARD.with(|flag| flag.replace(false))
+        // thread may be in the middle of a transaction; one its holder
+        // found lost was marked broken (see `settle`).
+        std::thread::panicking() || conn.broken()
     }
 }
 

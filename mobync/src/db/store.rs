@@ -4,9 +4,9 @@
 use super::{history, Bind, Dialect, DiffRow, KnownRow, LogConnection, NumberRow, Tables};
 use crate::history::NetRow;
 use crate::engine::{KnownIds, Marks, Store};
-use crate::error::SyncError;
+use crate::error::{DbFault, SyncError};
+use crate::observe::Report;
 use crate::protocol::{Diff, OperationType};
-use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
 
@@ -62,7 +62,10 @@ impl<C: LogConnection> DieselStore<C> {
         let lock = if lock && d != Dialect::Sqlite { " FOR UPDATE" } else { "" };
         let sql =
             format!("SELECT logical_clock AS n FROM {} WHERE owner = {}{lock}", d.quote(self.tables.clocks()), d.param(1));
-        let rows: Vec<NumberRow> = conn.load(&sql, &[Bind::Text(owner)]).map_err(db)?;
+        // A locking read only waits: whatever fails it on a live connection
+        // is the wait's (a lock timeout, a deadlock, a cancel).
+        let rows: Vec<NumberRow> =
+            conn.load(&sql, &[Bind::Text(owner)]).map_err(if lock.is_empty() { db } else { SyncError::database_waiting })?;
         Ok(rows.first().map(|r| r.n))
     }
 
@@ -82,7 +85,8 @@ impl<C: LogConnection> DieselStore<C> {
                  ON DUPLICATE KEY UPDATE logical_clock = logical_clock"
             ),
         };
-        conn.execute(&sql, &[Bind::Text(owner)]).map_err(db)?;
+        // Only takes the clock row's lock (the row is there or is made).
+        conn.execute(&sql, &[Bind::Text(owner)]).map_err(SyncError::database_waiting)?;
         Ok(())
     }
 
@@ -116,47 +120,28 @@ impl<C: LogConnection> DieselStore<C> {
     }
 }
 
-thread_local! {
-    /// What runs once this thread's write transaction commits (`None`
-    /// outside one).
-    static AFTER_COMMIT: RefCell<Option<Vec<Box<dyn FnOnce()>>>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` once the write transaction this thread is in (a
-/// [`DieselStore::transaction`]) commits, and never if it rolls back; at
-/// once outside one. For what must count only committed work: metrics.
-pub fn after_commit(f: impl FnOnce() + 'static) {
-    let f: Box<dyn FnOnce()> = Box::new(f);
-    let later = AFTER_COMMIT.with(|queue| match &mut *queue.borrow_mut() {
-        Some(queue) => {
-            queue.push(f);
-            None
-        }
-        None => Some(f),
-    });
-    if let Some(f) = later {
-        f();
-    }
-}
-
-/// Ends this thread's queue of [`after_commit`] work: run if `committed`.
-fn end_transaction(committed: bool) {
-    let queue = AFTER_COMMIT.with(|queue| queue.borrow_mut().take());
-    if committed {
-        queue.into_iter().flatten().for_each(|f| f());
-    }
-}
-
 impl<C: LogConnection> DieselStore<C> {
     /// Runs `f` in a write transaction on `conn` (what [`Store::write`]
     /// does), for callers with errors of their own (the hub): committed if
-    /// it returns `Ok`, rolled back if it returns `Err`. Work queued by
-    /// [`after_commit`] meanwhile runs once it committed.
+    /// it returns `Ok`, rolled back if it returns `Err`.
     pub fn transaction<T, E: From<SyncError>>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, E>) -> Result<T, E> {
-        AFTER_COMMIT.with(|queue| *queue.borrow_mut() = Some(Vec::new()));
-        let result = self.transaction_inner(conn, f);
-        end_transaction(result.is_ok());
-        result
+        self.transaction_inner(conn, f)
+    }
+
+    /// [`transaction`](DieselStore::transaction), `f` noting in a
+    /// [`Report`] what its work counts (its tallies, the diffs of the
+    /// engine's reports it absorbs): emitted once the transaction
+    /// committed, never if it rolled back. The report is a value the
+    /// transaction owns: a transaction run inside `f` has its own.
+    pub fn transaction_noting<T, E: From<SyncError>>(
+        &self,
+        conn: &mut C,
+        f: impl FnOnce(&mut C, &mut Report) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut report = Report::default();
+        let value = self.transaction_inner(conn, |conn| f(conn, &mut report))?;
+        report.emit();
+        Ok(value)
     }
 
     fn transaction_inner<T, E: From<SyncError>>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, E>) -> Result<T, E> {
@@ -166,18 +151,21 @@ impl<C: LogConnection> DieselStore<C> {
         // 100 ms; other processes still meet the busy timeout.
         let _turn = (conn.dialect() == Dialect::Sqlite)
             .then(|| self.sqlite_writer.lock().unwrap_or_else(PoisonError::into_inner));
-        conn.begin(true).map_err(|e| E::from(db(e)))?;
+        // `BEGIN IMMEDIATE` waits for SQLite's write lock; elsewhere a BEGIN
+        // fails only on a lost connection.
+        conn.begin(true).map_err(|e| E::from(SyncError::database_waiting(e)))?;
         match f(conn) {
             Ok(value) => {
-                conn.commit().map_err(|e| E::from(db(e)))?;
+                conn.commit().map_err(|e| E::from(super::failed(conn, e)))?;
                 Ok(value)
             }
-            Err(err) => {
-                if let Err(rollback) = conn.rollback() {
-                    tracing::error!("mobync: rollback failed: {rollback}");
-                }
-                Err(err)
-            }
+            Err(err) => match conn.rollback() {
+                Ok(()) => Err(err),
+                // A rollback fails only on a connection that is gone (Diesel
+                // then holds it broken, and its pool drops it): whatever
+                // failed before, that is the answer.
+                Err(rollback) => Err(E::from(SyncError::of_fault(DbFault::Lost, format!("rollback failed: {rollback}")))),
+            },
         }
     }
 }
@@ -278,7 +266,7 @@ impl<C: LogConnection> Store for DieselStore<C> {
                 binds.push(Bind::Text(owner));
                 binds.extend(chunk.iter().map(|id| Bind::Text(id)));
             }
-            for row in conn.load::<KnownRow>(&sql, &binds).map_err(db)? {
+            for row in conn.load::<KnownRow>(&sql, &binds).map_err(|e| super::failed(conn, e))? {
                 match row.kind.as_str() {
                     "s" => {
                         known.stored.insert(row.id);
@@ -321,13 +309,13 @@ impl<C: LogConnection> Store for DieselStore<C> {
                     Bind::Int((first + i) as i32),
                 ]);
             }
-            conn.execute(&sql, &binds).map_err(db)?;
+            conn.execute(&sql, &binds).map_err(|e| super::failed(conn, e))?;
         }
         for chunk in dropped.chunks(CHUNK) {
             // Two retries of one request may drop the same ids at once.
             let sql = self.insert_sql(d, self.tables.dropped(), "owner, id", chunk.len(), 2, true);
             let binds: Vec<Bind> = chunk.iter().flat_map(|id| [Bind::Text(owner), Bind::Text(id)]).collect();
-            conn.execute(&sql, &binds).map_err(db)?;
+            conn.execute(&sql, &binds).map_err(|e| super::failed(conn, e))?;
         }
         if applied.is_empty() {
             return Ok(());
@@ -338,7 +326,7 @@ impl<C: LogConnection> Store for DieselStore<C> {
             d.param(1),
             d.param(2)
         );
-        conn.execute(&sql, &[Bind::BigInt(stamp + 1), Bind::Text(owner)]).map_err(db)?;
+        conn.execute(&sql, &[Bind::BigInt(stamp + 1), Bind::Text(owner)]).map_err(|e| super::failed(conn, e))?;
         Ok(())
     }
 

@@ -132,6 +132,9 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
             let migrated = with_connection(&*source, move |conn| migrations::run(conn, &tables).map_err(|e| e.to_string()));
             migrated.await.map_err(|e| e.to_string())?.map_err(|err| format!("migrations failed: {err}"))?;
         }
+        // A session whose messages are not in English: what it changes.
+        let language = with_connection(&*source, |conn: &mut C| crate::db::warn_unless_english(conn));
+        let _ = rocket::tokio::time::timeout(Duration::from_secs(2), language).await;
         let skew = seconds(config.max_clock_skew, "max_clock_skew")?;
         let window = seconds(config.retry_window, "retry_window")?;
         seconds(config.compact_every, "compact_every")?;

@@ -105,6 +105,7 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
                     None
                 }
                 Err(err) => {
+                    span.in_scope(|| err.log());
                     span.record("code", err.kind.code());
                     Some(err.kind.code())
                 }
@@ -148,7 +149,8 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
                 let _entered = span.enter();
                 let started = Instant::now();
                 let mut report = Report::default();
-                let result = live.endpoint.sync_noting(conn, envelope, &mut sink, &mut report);
+                let result =
+                    live.endpoint.sync_noting(conn, envelope, &mut sink, &mut report).map_err(|err| crate::db::settle(conn, err));
                 let db_time = started.elapsed();
                 match result {
                     Ok(()) => {

@@ -101,7 +101,6 @@ impl<C: LogConnection> Connections<C> for PoolSource<C> {
             let got = pool.get_timeout(wait);
             metrics::histogram!(names::POOL_WAIT_SECONDS).record(started.elapsed().as_secs_f64());
             let mut conn = got.map_err(timed_out)?;
-            crate::db::keep_connection();
             job(&mut conn);
             Ok(())
         })
