@@ -355,9 +355,8 @@ struct Reading {
     base: Option<i64>,
     merge: Merge,
     dropped: Vec<String>,
-    /// The rows the request's diffs touch (but for those an earlier merge
-    /// dropped): the merge's D covers them, the rest of the answer is read
-    /// as it is written out.
+    /// The rows the request's diffs touch: the merge's D covers them, the
+    /// rest of the answer is read as it is written out.
     touched: HashSet<(String, String)>,
     /// The answer's log entries, if the read had them all.
     rest: Option<Vec<Slot>>,
@@ -802,10 +801,10 @@ where
     }
 
     /// The owner's stored diffs the merge meets (S): those on the rows the
-    /// request touches (but for diffs an earlier merge dropped: they take
-    /// no part again), stamped at or after `from` and before the clock;
-    /// below the horizon, what [`NetRow::rivals`] says of those rows
-    /// (PROTOCOL.md, "History"). Beside them, the log entries of the answer
+    /// request touches, stamped at or after `from` and before the clock;
+    /// below the horizon, what [`NetRow::rivals`] says of those rows (of
+    /// the rows only diffs an earlier merge dropped touch, which take no
+    /// part again, their net change) (PROTOCOL.md, "History"). Beside them, the log entries of the answer
     /// in accepted order if there are at most [`INLINE`] (at or above the
     /// horizon): then the answer needs no second read. A longer answer is
     /// read as it is written out ([`Mobync::emit`]).
@@ -827,9 +826,13 @@ where
                 fields.extend(diff.data.keys().map(String::as_str).filter(|k| *k != "id"));
             }
         }
+        // The rows whose stored diffs the answer sends from `from` (all the
+        // request's rows: a version-2 retry whose diff was dropped gets its
+        // row again from the base too).
+        let rows: HashSet<(&str, &str)> = diffs.iter().map(|d| (d.model.as_str(), d.row_id())).collect();
         let mut server = Vec::new();
         let inline = cursor >= marks.horizon;
-        if touched.is_empty() {
+        if rows.is_empty() {
             if !inline {
                 return Ok((server, None));
             }
@@ -838,19 +841,27 @@ where
             return Ok((server, (next >= marks.clock).then(|| entries.into_iter().map(Slot::Other).collect())));
         }
         if from < marks.horizon {
-            let rows: Vec<(&str, &str)> = touched.keys().copied().collect();
-            let mut nets = self.store.net_rows(conn, key, i64::MAX, &rows)?;
+            let keys: Vec<(&str, &str)> = rows.iter().copied().collect();
+            let mut nets = self.store.net_rows(conn, key, i64::MAX, &keys)?;
             nets.sort_by(|a, b| (&a.model, &a.id).cmp(&(&b.model, &b.id)));
             for net in &nets {
-                if let Some(fields) = touched.get(&(net.model.as_str(), net.id.as_str())) {
-                    server.extend(net.rivals(from, fields, key));
+                match touched.get(&(net.model.as_str(), net.id.as_str())) {
+                    Some(fields) => server.extend(net.rivals(from, fields, key)),
+                    None => {
+                        // A row only dropped diffs of the request touch: its
+                        // net change, one unit stamped with its first stamp.
+                        let mut change = net.since(from, key);
+                        let first = change.iter().map(|d| d.logical_clock).min().unwrap_or(from);
+                        change.iter_mut().for_each(|d| d.logical_clock = first);
+                        server.extend(change);
+                    }
                 }
             }
             server.sort_by_key(|d| d.logical_clock);
         }
         let mut rest = inline.then(Vec::new);
         self.store.each_logged(conn, key, from.max(marks.horizon), marks.clock, &mut |diff| {
-            let on = touched.contains_key(&(diff.model.as_str(), diff.row_id()));
+            let on = rows.contains(&(diff.model.as_str(), diff.row_id()));
             let answered = diff.logical_clock >= cursor;
             if answered && rest.as_ref().is_some_and(|slots| slots.len() >= self.inline) {
                 rest = None;
@@ -935,11 +946,7 @@ where
         let kept: HashSet<&str> = merge.apply.iter().map(|d| d.id.as_str()).collect();
         let dropped =
             diffs.iter().map(|d| d.id.as_str()).filter(|id| !kept.contains(id) && !known.contains(id)).map(str::to_owned).collect();
-        let touched = diffs
-            .iter()
-            .filter(|d| !known.dropped.contains(&d.id))
-            .map(|d| (d.model.clone(), d.row_id().to_owned()))
-            .collect();
+        let touched = diffs.iter().map(|d| (d.model.clone(), d.row_id().to_owned())).collect();
         Reading { marks, merge, dropped, touched, rest: None, rowless: None, base: None }
     }
 

@@ -299,3 +299,30 @@ fn a_retried_create_compacted_with_a_later_rename_gets_the_rename() {
     let owners = ["alice"].map(String::from);
     testing::converge(&mut &engine(), &owners, &Plan { owners: 1, devices: 2, steps, pages: vec![None; 2] });
 }
+
+/// Found by the property with every answer streamed: a version-2 device
+/// (pages of 1) renames a project another device created and renamed, and
+/// its answer is lost; its retry's final answer merges against the diffs
+/// since its base on that row.
+#[test]
+fn a_v2_retry_whose_answer_is_streamed_converges() {
+    use testing::{Plan, Step::*};
+    let steps = vec![
+        Create { device: 0, model: 1 },
+        Create { device: 0, model: 1 },
+        Create { device: 0, model: 0 },
+        Create { device: 1, model: 1 },
+        Sync { device: 1, lost: false },
+        Refused { device: 2, what: testing::Refusal::BlankCreate, pick: 0 },
+        Update { device: 2, row: 0, field: 0, value: 0 },
+        Update { device: 1, row: 0, field: 0, value: 61 },
+        Sync { device: 1, lost: false },
+        Sync { device: 2, lost: true },
+        Burst { device: 0, seed: 0 },
+    ];
+    let owners = ["alice"].map(String::from);
+    for inline in [INLINE, 0] {
+        let plan = Plan { owners: 1, devices: 3, steps: steps.clone(), pages: vec![None, None, Some(1)] };
+        testing::converge(&mut &engine().with_inline(inline), &owners, &plan);
+    }
+}
