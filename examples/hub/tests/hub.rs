@@ -562,6 +562,9 @@ fn survives_kills(backend: Backend) {
                     match at(&source, &base).try_call("POST", "", Some(body.clone())) {
                         Ok((201, _)) => break,
                         Ok((400, answer)) if answer.to_string().contains("existing record") => break,
+                        // "Retry later": a server just started while the
+                        // killed one's sessions still hold their locks.
+                        Ok((503, _)) => std::thread::sleep(Duration::from_millis(50)),
                         Ok((status, answer)) => panic!("{backend:?}: send {i}: {status} {answer}"),
                         Err(_) => {
                             lost.fetch_add(1, Ordering::SeqCst);
@@ -588,8 +591,8 @@ fn survives_kills(backend: Backend) {
                         loop {
                             match at(&reader, &base).try_call("PATCH", &format!("/{id}"), Some(json!({"success": true}))) {
                                 Ok((200, _)) => break,
+                                Ok((503, _)) | Err(_) => std::thread::sleep(Duration::from_millis(50)),
                                 Ok((status, answer)) => panic!("{backend:?}: acknowledge: {status} {answer}"),
-                                Err(_) => std::thread::sleep(Duration::from_millis(50)),
                             }
                         }
                     }
@@ -602,7 +605,7 @@ fn survives_kills(backend: Backend) {
                             }
                         }
                     }
-                    Ok((204, _)) | Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                    Ok((204 | 503, _)) | Err(_) => std::thread::sleep(Duration::from_millis(50)),
                     Ok((status, answer)) => panic!("{backend:?}: next: {status} {answer}"),
                 }
             }
