@@ -10,7 +10,7 @@ mod answer;
 mod faults;
 mod request;
 
-use answer::{Plan, Slot, INLINE};
+use answer::{Plan, RowSet, Slot, INLINE};
 pub use request::{Request, Sink};
 use request::Counted;
 
@@ -357,7 +357,7 @@ struct Reading {
     dropped: Vec<String>,
     /// The rows the request's diffs touch: the merge's D covers them, the
     /// rest of the answer is read as it is written out.
-    touched: HashSet<(String, String)>,
+    touched: RowSet,
     /// The answer's log entries, if the read had them all.
     rest: Option<Vec<Slot>>,
     /// An update naming no field, of a row this owner lacks (its position
@@ -745,7 +745,7 @@ where
             cursor,
             marks,
             send: Vec::new(),
-            touched: HashSet::new(),
+            touched: RowSet::default(),
             own: HashSet::new(),
             rest: None,
         };
@@ -847,14 +847,9 @@ where
             for net in &nets {
                 match touched.get(&(net.model.as_str(), net.id.as_str())) {
                     Some(fields) => server.extend(net.rivals(from, fields, key)),
-                    None => {
-                        // A row only dropped diffs of the request touch: its
-                        // net change, one unit stamped with its first stamp.
-                        let mut change = net.since(from, key);
-                        let first = change.iter().map(|d| d.logical_clock).min().unwrap_or(from);
-                        change.iter_mut().for_each(|d| d.logical_clock = first);
-                        server.extend(change);
-                    }
+                    // A row only dropped diffs of the request touch: its
+                    // net change.
+                    None => server.extend(net.since_as_one(from, key)),
                 }
             }
             server.sort_by_key(|d| d.logical_clock);
@@ -946,7 +941,7 @@ where
         let kept: HashSet<&str> = merge.apply.iter().map(|d| d.id.as_str()).collect();
         let dropped =
             diffs.iter().map(|d| d.id.as_str()).filter(|id| !kept.contains(id) && !known.contains(id)).map(str::to_owned).collect();
-        let touched = diffs.iter().map(|d| (d.model.clone(), d.row_id().to_owned())).collect();
+        let touched = RowSet::of(diffs);
         Reading { marks, merge, dropped, touched, rest: None, rowless: None, base: None }
     }
 

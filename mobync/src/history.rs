@@ -154,6 +154,15 @@ impl NetRow {
         self.updates(owner, |_, field| field.clock >= cursor)
     }
 
+    /// [`since`](NetRow::since) as one unit of an answer (of a page): every
+    /// diff stamped with the first stamp the change holds.
+    pub fn since_as_one(&self, cursor: i64, owner: &str) -> Vec<Diff> {
+        let mut change = self.since(cursor, owner);
+        let first = change.iter().map(|d| d.logical_clock).min().unwrap_or(cursor);
+        change.iter_mut().for_each(|d| d.logical_clock = first);
+        change
+    }
+
     /// The stored diffs the merge meets on this row for a request at
     /// `cursor` that updates `updated` fields of it (property 3).
     pub fn rivals(&self, cursor: i64, updated: &[&str], owner: &str) -> Vec<Diff> {

@@ -33,13 +33,34 @@ pub(super) struct Plan {
     pub(super) marks: Marks,
     /// D on the rows the request touches.
     pub(super) send: Vec<Diff>,
-    /// Those rows (model, row id).
-    pub(super) touched: HashSet<(String, String)>,
+    /// Those rows.
+    pub(super) touched: RowSet,
     /// The request's diff ids: never sent back.
     pub(super) own: HashSet<String>,
     /// The answer's log entries, if the read had them all; else they are
     /// read as the answer is written out.
     pub(super) rest: Option<Vec<Slot>>,
+}
+
+/// Rows (model, row id), looked up without building a key: the answer
+/// asks of every diff it streams whether the request touches its row.
+#[derive(Debug, Default)]
+pub(super) struct RowSet(HashMap<String, HashSet<String>>);
+
+impl RowSet {
+    /// The rows of `diffs`.
+    pub(super) fn of(diffs: &[Diff]) -> Self {
+        let mut rows = RowSet::default();
+        for diff in diffs {
+            rows.0.entry(diff.model.clone()).or_default().insert(diff.row_id().to_owned());
+        }
+        rows
+    }
+
+    /// Whether the row `id` of `model` is one of them.
+    pub(super) fn contains(&self, model: &str, id: &str) -> bool {
+        self.0.get(model).is_some_and(|ids| ids.contains(id))
+    }
 }
 
 impl Plan {
@@ -59,7 +80,7 @@ impl Plan {
     }
 
     fn touches(&self, diff: &Diff) -> bool {
-        !self.touched.is_empty() && self.touched.contains(&(diff.model.clone(), diff.row_id().to_owned()))
+        self.touched.contains(&diff.model, diff.row_id())
     }
 }
 
@@ -105,20 +126,13 @@ where
         }
         if plan.cursor < plan.marks.horizon {
             self.store.each_net_row(conn, key, plan.cursor, &mut |net| {
-                if plan.touched.contains(&(net.model.clone(), net.id.clone())) {
+                if plan.touched.contains(&net.model, &net.id) {
                     return Ok(());
                 }
-                // One row's net change is one unit: stamped with the first
-                // stamp it holds.
-                let mut change = net.since(plan.cursor, key);
-                let first = change.iter().map(|d| d.logical_clock).min().unwrap_or(plan.cursor);
-                for mut diff in change.drain(..) {
-                    if !plan.own.contains(&diff.id) {
-                        diff.logical_clock = first;
-                        sink.diff(diff)?;
-                    }
-                }
-                Ok(())
+                net.since_as_one(plan.cursor, key)
+                    .into_iter()
+                    .filter(|diff| !plan.own.contains(&diff.id))
+                    .try_for_each(|diff| sink.diff(diff))
             })?;
         }
         self.store.each_logged(conn, key, from, plan.marks.clock, &mut |diff| {
