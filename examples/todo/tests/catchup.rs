@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::TodoServer;
+use common::{compact, peak_rss, TodoServer};
 use mobync::client::Device;
 use mobync::testing::{self, Server};
 use mobync_tests::dbs::{self, Backend};
@@ -27,16 +27,6 @@ fn pull(server: &TodoServer, token: &str, cursor: i64) -> (bool, Value) {
     let mut text = String::new();
     response.into_reader().read_to_string(&mut text).expect("the whole answer");
     (chunked, serde_json::from_str(&text).expect("a JSON answer"))
-}
-
-fn compact_all(server: &TodoServer, owner: &str) {
-    let url = format!("{}/admin/owners/{owner}/compact", server.base);
-    let answer = ureq::post(&url)
-        .set("Authorization", &format!("Bearer {ADMIN}"))
-        .set("Content-Type", "application/json")
-        .send_string("{}")
-        .expect("a compaction");
-    assert_eq!(answer.status(), 200);
 }
 
 #[test]
@@ -86,7 +76,7 @@ fn a_long_answer_streams_and_rebuilds_the_rows_below_and_above_the_horizon() {
 
         // Everything compacted: a laptop at cursor 0 gets one create per
         // live row, its own edits merged on the rows they touch.
-        compact_all(&server, &owner);
+        assert_eq!(compact(&server, &owner, Some(ADMIN), "{}").0, 200, "{backend:?}");
         let mut laptop = Device::new("laptop");
         for row in &rows[10..30] {
             laptop.update("task", row, json!({"title": "laptop"}), tick());
@@ -116,13 +106,6 @@ fn a_long_answer_streams_and_rebuilds_the_rows_below_and_above_the_horizon() {
             assert_eq!(device.rows(), &server_rows, "{backend:?}: {} differs from the server", device.name());
         }
     }
-}
-
-/// The server's peak resident memory (`VmHWM`), in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
-    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a number") * 1024
 }
 
 /// Fills `token`'s log with `n` creates, 5,000 to a sync.

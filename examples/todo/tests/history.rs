@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::TodoServer;
+use common::{compact, TodoServer};
 use mobync::client::Device;
 use mobync::testing::{self, Server};
 use mobync_tests::dbs;
@@ -15,21 +15,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 const ADMIN: &str = "admin-token-of-the-history-tests";
-
-fn compact(server: &TodoServer, owner: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let url = format!("{}/admin/owners/{owner}/compact", server.base);
-    let mut request = ureq::post(&url).set("Content-Type", "application/json");
-    if let Some(token) = token {
-        request = request.set("Authorization", &format!("Bearer {token}"));
-    }
-    let response = match request.send_string(body) {
-        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(err) => panic!("POST {url}: {err}"),
-    };
-    let status = response.status();
-    let text = response.into_string().expect("a body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 fn summary(server: &TodoServer, owner: &str) -> Value {
     let url = format!("{}/admin/owners/{owner}", server.base);

@@ -7,16 +7,9 @@
 
 mod common;
 
-use common::TodoServer;
+use common::{peak_rss, TodoServer};
 use mobync_tests::dbs::Backend;
 use mobync_tests::http;
-
-/// The server's peak resident memory (`VmHWM`), in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
-    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a number") * 1024
-}
 
 #[test]
 fn eight_large_unauthenticated_bodies_cost_memory_in_proportion_to_their_bytes() {

@@ -87,3 +87,28 @@ impl TodoServer {
     }
 }
 
+/// The peak resident memory (`VmHWM`) of process `pid`, in bytes.
+#[allow(dead_code)] // not every test file measures memory
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a number") * 1024
+}
+
+/// `POST /admin/owners/<owner>/compact` with `body`, with `token` as the
+/// admin bearer token if any: the status and the JSON answer.
+#[allow(dead_code)] // not every test file compacts
+pub fn compact(server: &TodoServer, owner: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let url = format!("{}/admin/owners/{owner}/compact", server.base);
+    let mut request = ureq::post(&url).set("Content-Type", "application/json");
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = match request.send_string(body) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(err) => panic!("POST {url}: {err}"),
+    };
+    let status = response.status();
+    let text = response.into_string().expect("a body");
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
