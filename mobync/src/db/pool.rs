@@ -31,7 +31,9 @@ impl Default for PoolSettings {
 /// Opens connections of type `C` for a pool. SQLite connections get WAL,
 /// a busy timeout, `synchronous` as configured (`FULL` by default) and
 /// foreign keys. PostgreSQL and MySQL/MariaDB sessions get their messages'
-/// language pinned where the session may (see [`super::pin_messages`]).
+/// language pinned where the session may (see [`super::pin_messages`]);
+/// PostgreSQL sessions plan each statement for its values
+/// (`plan_cache_mode = force_custom_plan`).
 pub struct Manager<C> {
     url: String,
     pragmas: String,
@@ -76,6 +78,19 @@ impl<C: LogConnection> r2d2::ManageConnection for Manager<C> {
             conn.batch(&self.pragmas).map_err(r2d2::Error::QueryError)?;
         }
         super::fault::pin_messages(&mut conn);
+        if conn.dialect() == Dialect::Postgres {
+            // Diesel keeps statements prepared, and PostgreSQL may settle a
+            // prepared statement on one generic plan after five runs: chosen
+            // while the app's tables were small (a fresh database, or one
+            // whose statistics autovacuum has not yet gathered), it stays a
+            // sequential scan of `tasks WHERE id = ANY($1)` as the table
+            // grows (measured: the largest cost of a sync, BENCHMARKS.md
+            // §10). Plans made for each run's values use the key. (Before
+            // PostgreSQL 12 there is no such setting, nor this choice.)
+            if let Err(err) = conn.batch("SET plan_cache_mode = force_custom_plan") {
+                tracing::debug!("mobync: could not set plan_cache_mode: {err}");
+            }
+        }
         Ok(conn)
     }
 
