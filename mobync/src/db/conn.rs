@@ -3,8 +3,9 @@
 //! `MysqlConnection` (each behind its feature) and [`DbConnection`].
 //!
 //! The diff log's SQL is written once, as text with binds; each connection
-//! type runs it through Diesel's own boxed `sql_query` (the impls are one
-//! macro, expanded per type, so no generic Diesel bounds are needed).
+//! type runs it as a statement Diesel keeps prepared, keyed by its text
+//! (the impls are one macro, expanded per type, so no generic Diesel bounds
+//! are needed).
 
 use super::{DbConnection, Dialect};
 use diesel::migration;
@@ -289,8 +290,48 @@ macro_rules! log_connection {
     };
 }
 
-/// `sql` with `binds`, as a boxed query of `DB`.
-fn bound<'a, DB>(sql: &str, binds: &[Bind<'a>]) -> diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>
+/// The most binds a statement may have and still be kept prepared: the
+/// diff log's statements with a variable number of rows or ids (a sync's
+/// log rows, its known ids) have a text per count, and a connection keeps
+/// only the small counts (the common ones), so that its cache stays small.
+const MAX_CACHED_BINDS: usize = 100;
+
+/// `sql` with `binds`: a statement Diesel keeps prepared on the connection,
+/// keyed by its text, when it has at most [`MAX_CACHED_BINDS`] binds.
+/// (Diesel's own `sql_query` says it is never safe to keep, so it would be
+/// compiled at every execution.)
+struct Statement<'a, DB: diesel::backend::Backend> {
+    query: diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>,
+    keep: bool,
+}
+
+impl<'a, DB> diesel::query_builder::QueryFragment<DB> for Statement<'a, DB>
+where
+    DB: diesel::backend::Backend,
+    diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.query.walk_ast(out)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
+        Ok(self.keep)
+    }
+}
+
+impl<DB: diesel::backend::Backend> diesel::query_builder::QueryId for Statement<'_, DB> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB: diesel::backend::Backend> diesel::query_builder::Query for Statement<'_, DB> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<DB: diesel::backend::Backend, Conn> diesel::RunQueryDsl<Conn> for Statement<'_, DB> {}
+
+/// `sql` with `binds`, as a statement of `DB`.
+fn bound<'a, DB>(sql: &str, binds: &[Bind<'a>]) -> Statement<'a, DB>
 where
     DB: diesel::backend::Backend
         + diesel::sql_types::HasSqlType<Text>
@@ -315,7 +356,7 @@ where
             Bind::OptBigInt(n) => query.bind::<Nullable<BigInt>, _>(n),
         };
     }
-    query
+    Statement { query, keep: binds.len() <= MAX_CACHED_BINDS }
 }
 
 #[cfg(feature = "sqlite")]
