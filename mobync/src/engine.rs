@@ -76,6 +76,13 @@ pub trait Store: Send + Sync {
         }))
     }
 
+    /// Locks `owner`'s clock as [`lock_clock`](Store::lock_clock) does and
+    /// returns its marks (a store may do both at once).
+    fn lock_marks(&self, conn: &mut Self::Conn, owner: &str) -> Result<Marks, SyncError> {
+        let clock = self.lock_clock(conn, owner)?;
+        Ok(self.marks(conn, owner)?.unwrap_or(Marks { clock, ..Marks::default() }))
+    }
+
     /// `owner`'s net rows (its history below the horizon, see
     /// [`crate::history`]) changed at or after `since`, and those of `rows`
     /// (model, row id) whatever their last change.
@@ -545,8 +552,10 @@ where
         }
         // Inside the caller's write transaction the clock is locked first:
         // nothing of this owner moves under the sync.
-        let locked = if within { Some(self.store.lock_clock(conn, &key)?) } else { None };
-        let marks = self.store.marks(conn, &key)?.unwrap_or(Marks { clock: locked.unwrap_or(0), ..Marks::default() });
+        let marks = match within {
+            true => self.store.lock_marks(conn, &key)?,
+            false => self.store.marks(conn, &key)?.unwrap_or_default(),
+        };
         let cursor = cursor.unwrap_or(marks.clock);
         check_marks(cursor, &marks)?;
         self.check_size(diffs.len())?;
@@ -958,8 +967,7 @@ where
         mut reading: Reading,
     ) -> Result<(Plan, Report), SyncError> {
         let key = owner.key();
-        let clock = self.store.lock_clock(conn, &key)?;
-        let marks = self.store.marks(conn, &key)?.unwrap_or(Marks { clock, ..Marks::default() });
+        let marks = self.store.lock_marks(conn, &key)?;
         if marks != reading.marks {
             check_marks(cursor, &marks)?;
             reading = self.read(conn, owner, cursor, reading.base, marks, diffs)?;

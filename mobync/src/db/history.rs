@@ -79,13 +79,30 @@ const COLUMNS: &str = "model, row_id, created_clock, created_ts, created_id, del
                        born, fields, last_clock";
 
 pub(super) fn marks<C: LogConnection>(t: &Tables, conn: &mut C, owner: &str) -> Result<Option<Marks>, SyncError> {
+    read_marks(t, conn, owner, false)
+}
+
+/// [`marks`], locking the clock row until the write transaction ends
+/// (`FOR UPDATE`; SQLite's write transaction holds its one lock already).
+/// A locking read only waits: whatever fails it on a live connection is
+/// the wait's (a lock timeout, a deadlock, a cancel).
+pub(super) fn locked_marks<C: LogConnection>(t: &Tables, conn: &mut C, owner: &str) -> Result<Option<Marks>, SyncError> {
+    read_marks(t, conn, owner, true)
+}
+
+fn read_marks<C: LogConnection>(t: &Tables, conn: &mut C, owner: &str, lock: bool) -> Result<Option<Marks>, SyncError> {
     let d = conn.dialect();
     let sql = format!(
-        "SELECT logical_clock AS clock, horizon, purged FROM {} WHERE owner = {}",
+        "SELECT logical_clock AS clock, horizon, purged FROM {} WHERE owner = {}{}",
         d.quote(t.clocks()),
-        d.param(1)
+        d.param(1),
+        if lock && d != Dialect::Sqlite { " FOR UPDATE" } else { "" }
     );
-    let rows: Vec<MarksRow> = conn.load(&sql, &[Bind::Text(owner)]).map_err(|e| super::failed(conn, e))?;
+    let rows: Vec<MarksRow> = match conn.load(&sql, &[Bind::Text(owner)]) {
+        Ok(rows) => rows,
+        Err(e) if lock && d != Dialect::Sqlite => return Err(SyncError::database_waiting(e)),
+        Err(e) => return Err(super::failed(conn, e)),
+    };
     Ok(rows.first().map(|r| Marks { clock: r.clock, horizon: r.horizon, purged: r.purged }))
 }
 

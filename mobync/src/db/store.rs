@@ -334,6 +334,19 @@ impl<C: LogConnection> Store for DieselStore<C> {
         history::marks(&self.tables, conn, owner)
     }
 
+    fn lock_marks(&self, conn: &mut C, owner: &str) -> Result<Marks, SyncError> {
+        // One statement where the owner's clock row is there (every sync
+        // but an owner's first): it locks the row and reads the marks.
+        if conn.dialect() == Dialect::Mysql {
+            self.insert_clock(conn, owner)?;
+        }
+        if let Some(marks) = history::locked_marks(&self.tables, conn, owner)? {
+            return Ok(marks);
+        }
+        self.insert_clock(conn, owner)?;
+        history::locked_marks(&self.tables, conn, owner)?.ok_or_else(|| SyncError::internal("owner clock row vanished"))
+    }
+
     fn net_rows(&self, conn: &mut C, owner: &str, since: i64, rows: &[(&str, &str)]) -> Result<Vec<NetRow>, SyncError> {
         history::net_rows(&self.tables, conn, owner, since, rows)
     }

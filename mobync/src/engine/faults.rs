@@ -79,8 +79,7 @@ where
         }
         let key = owner.key();
         let trial: Result<(), SyncError> = self.store.write(conn, |conn| {
-            let clock = self.store.lock_clock(conn, &key)?;
-            let marks = self.store.marks(conn, &key)?.unwrap_or(super::Marks { clock, ..Default::default() });
+            let marks = self.store.lock_marks(conn, &key)?;
             let reading = self.read(conn, owner, cursor, None, marks, before)?;
             self.write(conn, cursor, before, owner, reading)?;
             Err(err.clone())
