@@ -35,7 +35,9 @@ use crate::protocol::wire::decode_diff;
 pub use crate::protocol::wire::Envelope;
 use crate::protocol::SyncResponse;
 use crate::syncable::Models;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 /// Why an authenticator did not hand back an owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +149,37 @@ pub type Engine<C, O> = Mobync<DieselStore<C>, Models<C, O>>;
 pub struct Endpoint<C, O> {
     engine: Engine<C, O>,
     auth: Box<dyn Authenticator<C, O>>,
+    known: Option<KnownTokens<O>>,
+}
+
+/// Owners the authenticator gave for tokens, each kept for a time.
+struct KnownTokens<O> {
+    keep_ms: i64,
+    tokens: Mutex<HashMap<String, (O, i64)>>,
+}
+
+/// The most tokens remembered at once (then the expired ones are dropped,
+/// and if none is, all of them).
+const KNOWN_TOKENS: usize = 100_000;
+
+impl<O: Clone> KnownTokens<O> {
+    fn get(&self, token: &str, now_ms: i64) -> Option<O> {
+        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        let (owner, at) = tokens.get(token)?;
+        (now_ms.saturating_sub(*at) < self.keep_ms && now_ms >= *at).then(|| owner.clone())
+    }
+
+    fn put(&self, token: &str, owner: &O, now_ms: i64) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        if tokens.len() >= KNOWN_TOKENS && !tokens.contains_key(token) {
+            let keep_ms = self.keep_ms;
+            tokens.retain(|_, (_, at)| now_ms.saturating_sub(*at) < keep_ms);
+            if tokens.len() >= KNOWN_TOKENS {
+                tokens.clear();
+            }
+        }
+        tokens.insert(token.to_owned(), (owner.clone(), now_ms));
+    }
 }
 
 impl<C: LogConnection, O: Owner> Endpoint<C, O> {
@@ -157,7 +190,43 @@ impl<C: LogConnection, O: Owner> Endpoint<C, O> {
 
     /// [`Endpoint::new`] with a boxed authenticator.
     pub fn boxed(models: Models<C, O>, tables: Tables, auth: Box<dyn Authenticator<C, O>>) -> Self {
-        Endpoint { engine: Mobync::new(DieselStore::new(tables), models), auth }
+        Endpoint { engine: Mobync::new(DieselStore::new(tables), models), auth, known: None }
+    }
+
+    /// Remembers the owner the authenticator gave for a token for
+    /// `keep_ms` milliseconds of the engine's wall clock, so that syncs of
+    /// that token within that time cost no call of the authenticator (for
+    /// the todo example, no query). A token revoked in the meantime keeps
+    /// working for at most that long; a refused token is never remembered.
+    /// 0 (the default) asks the authenticator at every sync.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")] {
+    /// use mobync::db::{self, DbConnection, Tables};
+    /// use mobync::endpoint::{AuthError, Endpoint, Envelope};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// # let dir = std::env::temp_dir().join(format!("mobync-known-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let url = dir.join("k.sqlite").display().to_string();
+    /// let mut conn = <DbConnection as db::LogConnection>::open(&url).unwrap();
+    /// db::migrations::run(&mut conn, &Tables::default()).unwrap();
+    /// let calls = Arc::new(AtomicUsize::new(0));
+    /// let counted = calls.clone();
+    /// let auth = move |_: &mut DbConnection, token: &str| {
+    ///     counted.fetch_add(1, Ordering::SeqCst);
+    ///     if token == "secret" { Ok("ada".to_string()) } else { Err(AuthError::refused("unknown auth_token")) }
+    /// };
+    /// let endpoint = Endpoint::new(mobync::Models::new(), Tables::default(), auth).with_known_tokens(5_000);
+    /// let body = br#"{"auth_token":"secret","logical_clock":0,"diffs":[]}"#;
+    /// endpoint.sync(&mut conn, Envelope::parse(body).unwrap()).unwrap();
+    /// endpoint.sync(&mut conn, Envelope::parse(body).unwrap()).unwrap();
+    /// assert_eq!(calls.load(Ordering::SeqCst), 1);
+    /// # }
+    /// ```
+    pub fn with_known_tokens(mut self, keep_ms: i64) -> Self {
+        self.known = (keep_ms > 0).then(|| KnownTokens { keep_ms, tokens: Mutex::new(HashMap::new()) });
+        self
     }
 
     /// Sets the most diffs one request may carry (413 above).
@@ -181,7 +250,16 @@ impl<C: LogConnection, O: Owner> Endpoint<C, O> {
     /// Who `token` is (401, or 503 when the authenticator cannot answer).
     pub fn authenticate(&self, conn: &mut C, token: Option<&str>) -> Result<O, SyncError> {
         let token = token.filter(|t| !t.is_empty()).ok_or_else(|| SyncError::unauthenticated("`auth_token` is missing"))?;
-        Ok(self.auth.authenticate(conn, token)?)
+        let Some(known) = &self.known else {
+            return Ok(self.auth.authenticate(conn, token)?);
+        };
+        let now = self.engine.now_ms();
+        if let Some(owner) = known.get(token, now) {
+            return Ok(owner);
+        }
+        let owner = self.auth.authenticate(conn, token)?;
+        known.put(token, &owner, now);
+        Ok(owner)
     }
 
     /// One sync: the token (401/503), then [`Mobync::run`]'s checks in
@@ -218,5 +296,77 @@ impl<C: LogConnection, O: Owner> Endpoint<C, O> {
         }
         let request = Request::new(&owner, cursor, diffs).paged(envelope.paging).undecoded(undecoded);
         self.engine.run(conn, request, sink, report)
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use crate::db::{self, DbConnection};
+    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// An endpoint whose authenticator counts its calls and accepts the
+    /// tokens in `valid` (shared, so a test can revoke one), on a wall
+    /// clock the test drives, remembering owners for 5 s.
+    fn endpoint(valid: Arc<Mutex<Vec<&'static str>>>, now: Arc<AtomicI64>, calls: Arc<AtomicUsize>) -> Endpoint<DbConnection, String> {
+        let auth = move |_: &mut DbConnection, token: &str| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            match valid.lock().unwrap().contains(&token) {
+                true => Ok(format!("owner-of-{token}")),
+                false => Err(AuthError::refused("unknown auth_token")),
+            }
+        };
+        Endpoint::new(Models::new(), Tables::default(), auth)
+            .with_engine(|e| e.with_wall_clock(Arc::new(move || now.load(Ordering::SeqCst))))
+            .with_known_tokens(5_000)
+    }
+
+    fn conn() -> DbConnection {
+        let dir = std::env::temp_dir().join(format!("mobync-endpoint-known-{}-{:?}", std::process::id(), std::thread::current().id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("k.sqlite");
+        let _ = std::fs::remove_file(&path);
+        let mut conn = <DbConnection as LogConnection>::open(&path.display().to_string()).unwrap();
+        db::migrations::run(&mut conn, &Tables::default()).unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_known_token_skips_the_authenticator_until_its_time_is_up_and_a_refusal_is_never_kept() {
+        let (valid, now, calls) = (Arc::new(Mutex::new(vec!["a"])), Arc::new(AtomicI64::new(1_000_000)), Arc::new(AtomicUsize::new(0)));
+        let endpoint = endpoint(valid.clone(), now.clone(), calls.clone());
+        let mut conn = conn();
+        let who = |endpoint: &Endpoint<DbConnection, String>, conn: &mut DbConnection, token: &str| endpoint.authenticate(conn, Some(token));
+        assert_eq!(who(&endpoint, &mut conn, "a").unwrap(), "owner-of-a");
+        assert_eq!(who(&endpoint, &mut conn, "a").unwrap(), "owner-of-a");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the second sync asked again");
+        // Revoked: still its owner within the 5 s, refused after them.
+        valid.lock().unwrap().clear();
+        now.fetch_add(4_999, Ordering::SeqCst);
+        assert_eq!(who(&endpoint, &mut conn, "a").unwrap(), "owner-of-a");
+        now.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(who(&endpoint, &mut conn, "a").unwrap_err().kind.status(), 401);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // A refusal is asked again every time: a token made valid works at once.
+        assert_eq!(who(&endpoint, &mut conn, "b").unwrap_err().kind.status(), 401);
+        valid.lock().unwrap().push("b");
+        assert_eq!(who(&endpoint, &mut conn, "b").unwrap(), "owner-of-b");
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        // A clock that went back does not stretch the time.
+        now.fetch_sub(10_000, Ordering::SeqCst);
+        valid.lock().unwrap().clear();
+        assert_eq!(who(&endpoint, &mut conn, "b").unwrap_err().kind.status(), 401);
+    }
+
+    #[test]
+    fn without_known_tokens_every_sync_asks_the_authenticator() {
+        let (valid, now, calls) = (Arc::new(Mutex::new(vec!["a"])), Arc::new(AtomicI64::new(1)), Arc::new(AtomicUsize::new(0)));
+        let endpoint = endpoint(valid, now, calls.clone()).with_known_tokens(0);
+        let mut conn = conn();
+        for _ in 0..3 {
+            endpoint.authenticate(&mut conn, Some("a")).unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }

@@ -92,7 +92,10 @@ impl App {
     /// `/admin/owners` when `MOBYNC_ADMIN_TOKEN` is set (at least 16
     /// characters, else the server does not start).
     pub fn rocket(&self, sync: SyncFairing<DbConnection, String>) -> Rocket<Build> {
-        let mut figment = rocket::Config::figment();
+        // A token's owner is remembered for 10 s (a sync then costs no
+        // users query; a revoked token keeps working up to 10 s), unless
+        // the configuration says otherwise (`ROCKET_MOBYNC={auth_cache=0}`).
+        let mut figment = rocket::Config::figment().join(("mobync.auth_cache", 10.0));
         if let Some(token) = std::env::var("MOBYNC_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
             figment = figment.merge(("mobync.admin_token", token));
         }

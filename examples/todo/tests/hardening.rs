@@ -167,6 +167,27 @@ fn an_authenticator_that_cannot_answer_is_503_with_retry_after_never_401() {
 }
 
 #[test]
+fn a_token_syncs_without_its_query_for_auth_cache_seconds_and_not_at_all_when_it_is_0() {
+    for backend in dbs::backends() {
+        for (config, remembered) in [(None, true), (Some("{auth_cache=0}"), false)] {
+            let env: Vec<(&str, &str)> = config.map(|c| ("ROCKET_MOBYNC", c)).into_iter().collect();
+            let Some(server) = TodoServer::start(backend, &env) else { continue };
+            let (token, _) = http::signup(&server.base, "alice");
+            assert_eq!(http::post(&server.sync_url(), "application/json", &request(&token, 0, vec![])).status, 200);
+            // The users table gone: only a remembered owner still syncs.
+            dbs::connect(&server.db).batch_execute("ALTER TABLE users RENAME TO users_away").expect("rename");
+            let answer = http::post(&server.sync_url(), "application/json", &request(&token, 0, vec![task("d", "t", "x")]));
+            let expected = if remembered { 200 } else { 503 };
+            assert_eq!(answer.status, expected, "{backend:?} {config:?}: {}", answer.body);
+            // Another token is never taken from memory.
+            let other = http::post(&server.sync_url(), "application/json", &request("not-a-token", 0, vec![]));
+            assert_eq!(other.status, 503, "{backend:?} {config:?}: {}", other.body);
+            dbs::connect(&server.db).batch_execute("ALTER TABLE users_away RENAME TO users").expect("rename back");
+        }
+    }
+}
+
+#[test]
 fn a_body_that_does_not_arrive_in_time_is_408_json() {
     use std::io::{Read, Write};
     let Some(server) = TodoServer::start(Backend::Sqlite, &[("ROCKET_MOBYNC", "{read_timeout=1}")]) else { return };

@@ -37,6 +37,11 @@ pub struct Config {
     /// Where the audit API is mounted (`<admin_path>/owners/...`). Default
     /// `/admin`.
     pub admin_path: String,
+    /// Seconds the owner the authenticator gave for a token is remembered:
+    /// a sync within that time costs no authenticator call, and a revoked
+    /// token keeps working for at most that long. Default 0: the
+    /// authenticator is asked at every sync.
+    pub auth_cache: f64,
     /// Seconds a diff's `utc_timestamp` may be ahead of the server's clock;
     /// a diff further ahead gets the server's time (PROTOCOL.md). Default
     /// 600; 0 turns the check off.
@@ -69,6 +74,7 @@ impl Default for Config {
             migrate: true,
             admin_token: None,
             admin_path: "/admin".into(),
+            auth_cache: 0.0,
             max_clock_skew: 600.0,
             retry_window: 30.0 * 24.0 * 3600.0,
             compact_every: 0.0,

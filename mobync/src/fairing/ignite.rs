@@ -137,6 +137,7 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
         let _ = rocket::tokio::time::timeout(Duration::from_secs(2), language).await;
         let skew = seconds(config.max_clock_skew, "max_clock_skew")?;
         let window = seconds(config.retry_window, "retry_window")?;
+        let known = seconds(config.auth_cache, "auth_cache")?;
         seconds(config.compact_every, "compact_every")?;
         seconds(config.tombstone_age, "tombstone_age")?;
         if config.compact_keep < 0 {
@@ -145,7 +146,8 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
         let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let endpoint = Endpoint::boxed(parts.models, tables, parts.auth)
             .with_max_diffs(config.max_diffs)
-            .with_engine(|e| e.with_max_clock_skew(millis(skew)).with_retry_window(millis(window)));
+            .with_engine(|e| e.with_max_clock_skew(millis(skew)).with_retry_window(millis(window)))
+            .with_known_tokens(millis(known));
         let live = Arc::new(Live { endpoint, source, config });
         self.shared.live.set(live).map_err(|_| "the sync fairing was ignited twice".to_string())?;
         Ok(parts.mount)
