@@ -443,3 +443,57 @@ impl LogConnection for DbConnection {
         with_inner!(self, c => c.discard())
     }
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use crate::db::{migrations, DieselStore, Tables};
+    use crate::engine::Store;
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+    use diesel::Connection;
+    use std::sync::{Arc, Mutex};
+
+    /// The SQL texts Diesel prepared and kept, and the statements run.
+    #[derive(Default)]
+    struct Seen {
+        kept: Vec<String>,
+        run: usize,
+    }
+
+    struct Watch(Arc<Mutex<Seen>>);
+
+    impl Instrumentation for Watch {
+        fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+            let mut seen = self.0.lock().unwrap();
+            match event {
+                InstrumentationEvent::CacheQuery { sql, .. } => seen.kept.push(sql.to_string()),
+                InstrumentationEvent::StartQuery { .. } => seen.run += 1,
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_logs_statements_are_prepared_once_per_text_and_long_ones_never_kept() {
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        migrations::run(&mut conn, &Tables::default()).unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        conn.set_instrumentation(Watch(seen.clone()));
+        let store = DieselStore::<diesel::SqliteConnection>::new(Tables::default());
+        for _ in 0..3 {
+            store.marks(&mut conn, "ada").unwrap();
+            store.known_ids(&mut conn, "ada", &["a", "b", "c"]).unwrap();
+        }
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.run, 6);
+            assert_eq!(seen.kept.len(), 2, "each text is prepared once: {:?}", seen.kept);
+        }
+        // 40 ids: 123 binds, a text that is run but not kept.
+        let many: Vec<String> = (0..40).map(|i| format!("id-{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        store.known_ids(&mut conn, "ada", &many).unwrap();
+        store.known_ids(&mut conn, "ada", &many).unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!((seen.run, seen.kept.len()), (8, 2));
+    }
+}
