@@ -625,7 +625,14 @@ where
             }
         }
         let base = paging.map(|p| p.base_clock).filter(|&b| b < cursor);
-        let mut reading = self.read_settled(conn, owner, cursor, base, marks, diffs)?;
+        let read = |conn: &mut St::Conn, marks| self.read(conn, owner, cursor, base, marks, diffs);
+        let mut reading = read(conn, marks)?;
+        if reading.rowless.is_some() || (reading.merge.apply.is_empty() && reading.dropped.is_empty()) {
+            // No write follows, whose locked read of the marks would find a
+            // compaction that moved the history during this read and read
+            // again: this read must be as of one horizon on its own.
+            reading = self.settled(conn, &key, cursor, marks, reading, read)?;
+        }
         if let Some((at, err)) = reading.rowless.take() {
             return Err(self.earliest_fault(conn, cursor, &diffs[..at], owner, err));
         }
@@ -771,41 +778,28 @@ where
         Ok(Some(SyncResponse::ok(next, stored).paged(true)))
     }
 
-    /// [`read`](Mobync::read) outside the write transaction, as of one
-    /// horizon (see [`settled`](Mobync::settled)).
-    fn read_settled(
-        &self,
-        conn: &mut St::Conn,
-        owner: &Sy::Owner,
-        cursor: i64,
-        base: Option<i64>,
-        marks: Marks,
-        diffs: &[Diff],
-    ) -> Result<Reading, SyncError> {
-        self.settled(conn, &owner.key(), cursor, marks, |conn, marks| self.read(conn, owner, cursor, base, marks, diffs))
-    }
-
-    /// Runs `read` outside the write transaction, and again if a compaction
-    /// or a purge moved the owner's history meanwhile: the log and the net
-    /// rows must be read as of one horizon (a cursor the purge left behind
-    /// is then 410).
+    /// `value`, read outside the write transaction as of `marks`, or read
+    /// again (by `read`) if a compaction or a purge moved the owner's
+    /// history meanwhile: the log and the net rows must be read as of one
+    /// horizon (a cursor the purge left behind is then 410).
     fn settled<T>(
         &self,
         conn: &mut St::Conn,
         key: &str,
         cursor: i64,
         marks: Marks,
+        value: T,
         mut read: impl FnMut(&mut St::Conn, Marks) -> Result<T, SyncError>,
     ) -> Result<T, SyncError> {
-        let mut marks = marks;
+        let (mut marks, mut value) = (marks, value);
         loop {
-            let value = read(conn, marks)?;
             let now = self.store.marks(conn, key)?.unwrap_or_default();
             if (now.horizon, now.purged) == (marks.horizon, marks.purged) {
                 return Ok(value);
             }
             check_marks(cursor, &now)?;
             marks = Marks { clock: marks.clock, ..now };
+            value = read(conn, marks)?;
         }
     }
 
