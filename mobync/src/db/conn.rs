@@ -211,7 +211,7 @@ macro_rules! log_connection {
             }
 
             fn execute(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<usize> {
-                diesel::RunQueryDsl::execute(bound::<$backend>(sql, binds), self)
+                diesel::RunQueryDsl::execute(bound::<$backend>(sql, binds, $dialect), self)
             }
 
             fn each_row<R: AnyRow>(
@@ -221,7 +221,7 @@ macro_rules! log_connection {
                 each: &mut dyn FnMut(R) -> Result<(), crate::SyncError>,
             ) -> Result<(), crate::SyncError> {
                 let rows = diesel::RunQueryDsl::load_iter::<R, $loading>(
-                    bound::<$backend>(sql, binds),
+                    bound::<$backend>(sql, binds, $dialect),
                     self,
                 )
                 .map_err(crate::SyncError::database)?;
@@ -232,7 +232,7 @@ macro_rules! log_connection {
             }
 
             fn load<R: AnyRow>(&mut self, sql: &str, binds: &[Bind<'_>]) -> QueryResult<Vec<R>> {
-                diesel::RunQueryDsl::load(bound::<$backend>(sql, binds), self)
+                diesel::RunQueryDsl::load(bound::<$backend>(sql, binds, $dialect), self)
             }
 
             fn begin(&mut self, write: bool) -> QueryResult<()> {
@@ -296,42 +296,99 @@ macro_rules! log_connection {
 /// only the small counts (the common ones), so that its cache stays small.
 const MAX_CACHED_BINDS: usize = 100;
 
-/// `sql` with `binds`: a statement Diesel keeps prepared on the connection,
-/// keyed by its text, when it has at most [`MAX_CACHED_BINDS`] binds.
-/// (Diesel's own `sql_query` says it is never safe to keep, so it would be
-/// compiled at every execution.)
-struct Statement<'a, DB: diesel::backend::Backend> {
-    query: diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>,
-    keep: bool,
+/// `sql` with `binds`, as a statement Diesel keeps prepared on the
+/// connection, keyed by its text, when it has at most [`MAX_CACHED_BINDS`]
+/// binds: Diesel's own `sql_query` says it is never safe to keep, so it
+/// would be compiled at every execution. The text is handed to Diesel in
+/// pieces, each bind where its placeholder was (Diesel writes the
+/// placeholder back), which needs the placeholders in the order of the
+/// binds, each once: any other text runs as a `sql_query`, not kept.
+enum Statement<'q, 'a, DB: diesel::backend::Backend> {
+    Kept { pieces: Vec<&'q str>, binds: &'q [Bind<'a>] },
+    Once(diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>),
 }
 
-impl<'a, DB> diesel::query_builder::QueryFragment<DB> for Statement<'a, DB>
+/// The text of `sql` around its placeholders (`?`, or PostgreSQL's `$1`,
+/// `$2`, … in that order), if there are `binds` of them.
+fn pieces(sql: &str, dialect: Dialect, binds: usize) -> Option<Vec<&str>> {
+    let mut pieces = Vec::with_capacity(binds + 1);
+    let mut rest = sql;
+    for n in 1..=binds {
+        let (at, len) = match dialect {
+            Dialect::Postgres => {
+                let mark = format!("${n}");
+                let at = rest.find(&mark)?;
+                let next = rest[at + mark.len()..].chars().next();
+                if next.is_some_and(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                (at, mark.len())
+            }
+            _ => (rest.find('?')?, 1),
+        };
+        pieces.push(&rest[..at]);
+        rest = &rest[at + len..];
+    }
+    let more = match dialect {
+        Dialect::Postgres => rest.contains('$'),
+        _ => rest.contains('?'),
+    };
+    if more {
+        return None;
+    }
+    pieces.push(rest);
+    Some(pieces)
+}
+
+impl<'q, 'a, DB> diesel::query_builder::QueryFragment<DB> for Statement<'q, 'a, DB>
 where
-    DB: diesel::backend::Backend,
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<BigInt>
+        + diesel::sql_types::HasSqlType<Integer>
+        + diesel::sql_types::HasSqlType<Bool>,
+    &'a str: diesel::serialize::ToSql<Text, DB>,
+    i64: diesel::serialize::ToSql<BigInt, DB>,
+    i32: diesel::serialize::ToSql<Integer, DB>,
+    bool: diesel::serialize::ToSql<Bool, DB>,
+    Option<&'a str>: diesel::serialize::ToSql<Nullable<Text>, DB>,
+    Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
     diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>: diesel::query_builder::QueryFragment<DB>,
 {
-    fn walk_ast<'b>(&'b self, out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        self.query.walk_ast(out)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
-        Ok(self.keep)
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let (pieces, binds) = match self {
+            Statement::Once(query) => return query.walk_ast(out),
+            Statement::Kept { pieces, binds } => (pieces, binds),
+        };
+        for (piece, bind) in pieces.iter().zip(binds.iter()) {
+            out.push_sql(piece);
+            match bind {
+                Bind::Text(text) => out.push_bind_param::<Text, &'a str>(text)?,
+                Bind::BigInt(n) => out.push_bind_param::<BigInt, i64>(n)?,
+                Bind::Int(n) => out.push_bind_param::<Integer, i32>(n)?,
+                Bind::Bool(b) => out.push_bind_param::<Bool, bool>(b)?,
+                Bind::OptText(text) => out.push_bind_param::<Nullable<Text>, Option<&'a str>>(text)?,
+                Bind::OptBigInt(n) => out.push_bind_param::<Nullable<BigInt>, Option<i64>>(n)?,
+            }
+        }
+        out.push_sql(pieces.last().copied().unwrap_or_default());
+        Ok(())
     }
 }
 
-impl<DB: diesel::backend::Backend> diesel::query_builder::QueryId for Statement<'_, DB> {
+impl<DB: diesel::backend::Backend> diesel::query_builder::QueryId for Statement<'_, '_, DB> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<DB: diesel::backend::Backend> diesel::query_builder::Query for Statement<'_, DB> {
+impl<DB: diesel::backend::Backend> diesel::query_builder::Query for Statement<'_, '_, DB> {
     type SqlType = diesel::sql_types::Untyped;
 }
 
-impl<DB: diesel::backend::Backend, Conn> diesel::RunQueryDsl<Conn> for Statement<'_, DB> {}
+impl<DB: diesel::backend::Backend, Conn> diesel::RunQueryDsl<Conn> for Statement<'_, '_, DB> {}
 
-/// `sql` with `binds`, as a statement of `DB`.
-fn bound<'a, DB>(sql: &str, binds: &[Bind<'a>]) -> Statement<'a, DB>
+/// `sql` (in `dialect`) with `binds`, as a statement of `DB`.
+fn bound<'q, 'a, DB>(sql: &'q str, binds: &'q [Bind<'a>], dialect: Dialect) -> Statement<'q, 'a, DB>
 where
     DB: diesel::backend::Backend
         + diesel::sql_types::HasSqlType<Text>
@@ -345,6 +402,11 @@ where
     Option<&'a str>: diesel::serialize::ToSql<Nullable<Text>, DB>,
     Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
 {
+    if binds.len() <= MAX_CACHED_BINDS {
+        if let Some(pieces) = pieces(sql, dialect, binds.len()) {
+            return Statement::Kept { pieces, binds };
+        }
+    }
     let mut query = diesel::sql_query(sql).into_boxed::<DB>();
     for bind in binds {
         query = match *bind {
@@ -356,7 +418,7 @@ where
             Bind::OptBigInt(n) => query.bind::<Nullable<BigInt>, _>(n),
         };
     }
-    Statement { query, keep: binds.len() <= MAX_CACHED_BINDS }
+    Statement::Once(query)
 }
 
 #[cfg(feature = "sqlite")]
@@ -493,7 +555,32 @@ mod tests {
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         store.known_ids(&mut conn, "ada", &many).unwrap();
         store.known_ids(&mut conn, "ada", &many).unwrap();
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!((seen.run, seen.kept.len()), (8, 2));
+        }
+        // Writes too: Diesel runs them through a reference, whose check
+        // walks the statement (a `sql_query` there says "never keep").
+        let diff = |id: &str| crate::Diff::new(id, crate::OperationType::Create, "task", serde_json::json!({"id": id}));
+        for stamp in 0..3 {
+            let applied = [diff(&format!("a{stamp}")), diff(&format!("b{stamp}"))];
+            store.record(&mut conn, "ada", stamp, &applied, &[]).unwrap();
+        }
         let seen = seen.lock().unwrap();
-        assert_eq!((seen.run, seen.kept.len()), (8, 2));
+        let writes: Vec<&String> = seen.kept.iter().filter(|sql| !sql.starts_with("SELECT")).collect();
+        assert_eq!(writes.len(), 2, "the log's INSERT and the clock's UPDATE, once each: {writes:?}");
+    }
+
+    #[test]
+    fn a_text_is_cut_at_its_placeholders_only_when_they_come_in_the_binds_order() {
+        use super::{pieces, Dialect};
+        assert_eq!(pieces("a = $1 AND b IN ($2, $3)", Dialect::Postgres, 3), Some(vec!["a = ", " AND b IN (", ", ", ")"]));
+        assert_eq!(pieces("x = $1 OR y = $10", Dialect::Postgres, 2), None, "$10 is not $2");
+        assert_eq!(pieces("a = $2 AND b = $1", Dialect::Postgres, 2), None);
+        assert_eq!(pieces("a = $1 AND b = $1", Dialect::Postgres, 1), None, "a placeholder used twice");
+        assert_eq!(pieces("a = ? AND b = ?", Dialect::Sqlite, 2), Some(vec!["a = ", " AND b = ", ""]));
+        assert_eq!(pieces("a = ? AND b = ?", Dialect::Mysql, 1), None);
+        assert_eq!(pieces("a = ?", Dialect::Sqlite, 2), None);
+        assert_eq!(pieces("SELECT 1", Dialect::Sqlite, 0), Some(vec!["SELECT 1"]));
     }
 }
