@@ -418,20 +418,9 @@ impl<'s, 'a> Model<'s, 'a> {
                         .iter()
                         .map(|diff| __mobync_new(owner, diff).map_err(|err| err.with_diff(::std::clone::Clone::clone(&diff.id))))
                         .collect::<#result<::std::vec::Vec<__MobyncNew>, #err>>()?;
-                    // One query for the ids already taken, so that the answer
-                    // names the diff; then multi-row INSERTs.
-                    let ids: ::std::vec::Vec<#id_ty> = rows.iter().map(|row| ::core::clone::Clone::clone(&row.__mobync_id)).collect();
-                    let taken: ::std::vec::Vec<#id_ty> = #table::table
-                        .filter(#table::#id_col.eq_any(&ids))
-                        .select(#table::#id_col)
-                        .load(conn)
-                        .map_err(|err| #private::db(conn, err))?;
-                    if let ::core::option::Option::Some(at) = rows.iter().position(|row| taken.contains(&row.__mobync_id)) {
-                        let diff = diffs[at];
-                        return ::core::result::Result::Err(
-                            #private::taken(#model, diff.row_id()).with_diff(::std::clone::Clone::clone(&diff.id)),
-                        );
-                    }
+                    // Multi-row INSERTs alone: a taken id is the key's unique
+                    // violation, whose diff is found then (the database names
+                    // the value, or each row of the chunk is tried alone).
                     fn insert(conn: &mut #conn, rows: &[__MobyncNew]) -> #private::diesel::QueryResult<usize> {
                         #traits
                         #insert_rows
@@ -545,11 +534,15 @@ impl<'s, 'a> Model<'s, 'a> {
                 // By id alone, the owner compared here: given `owner = ?`
                 // too, SQLite (without statistics) walks the owner's index,
                 // every row of the owner, instead of the key.
-                let found: ::std::vec::Vec<#ty> = #table::table
-                    .filter(#table::#id_col.eq_any(wanted))
-                    .select(#ty::as_select())
-                    .load::<#ty>(conn)
-                    .map_err(|err| #private::db(conn, err))?;
+                // Kept prepared for the first lengths of list.
+                static KEPT: #private::KeptSets = #private::KeptSets::new();
+                let keep = KEPT.keeps(wanted.len() as u64);
+                let found: ::std::vec::Vec<#ty> = #private::Kept::new(
+                    #table::table.filter(#table::#id_col.eq_any(wanted)).select(#ty::as_select()),
+                    keep,
+                )
+                .load::<#ty>(conn)
+                .map_err(|err| #private::db(conn, err))?;
                 for row in found.into_iter().filter(|row| row.#owner_ident == *owner) {
                     rows.insert(::std::string::ToString::to_string(&row.#id_ident), row);
                 }

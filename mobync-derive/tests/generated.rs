@@ -436,3 +436,26 @@ fn a_model_with_its_own_id_and_owner_columns_round_trips() {
     Note::delete(&mut conn, &alice, &delete).expect("delete");
     assert_eq!(Note::read(&mut conn, &alice, "n1").expect("read"), None);
 }
+
+#[test]
+fn the_rules_read_of_rows_is_prepared_once_for_each_length_of_list() {
+    use diesel::connection::InstrumentationEvent;
+    use std::sync::{Arc, Mutex};
+    let mut conn = db();
+    let kept = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = kept.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+            seen.lock().unwrap().push(sql.to_string());
+        }
+    });
+    apply(&mut conn, "alice", &diff(OperationType::Create, sample())).expect("create");
+    for title in ["a", "b", "c"] {
+        apply(&mut conn, "alice", &diff(OperationType::Update, json!({"id": "t1", "title": title}))).expect("update");
+    }
+    assert_eq!(read(&mut conn, "alice", "t1").unwrap()["title"], "c");
+    let kept = kept.lock().unwrap();
+    // The rules' read of the row, one text for one id, compiled once for
+    // the create and the three updates (Diesel keeps no `IN (…)` on SQLite).
+    assert_eq!(kept.iter().filter(|sql| sql.starts_with("SELECT") && sql.contains(" IN (")).count(), 1, "{kept:?}");
+}

@@ -261,7 +261,8 @@ pub fn chunk_insert_failed(
             || diff.data.values().any(|v| v.as_str() == Some(value) || (!v.is_string() && v.to_string() == value))
     };
     let at = match &named {
-        Some(value) => diffs.iter().position(|d| holds(&d, value)),
+        // A row id first: the key's violation is the common one.
+        Some(value) => diffs.iter().position(|d| d.row_id() == value).or_else(|| diffs.iter().position(|d| holds(&d, value))),
         None if matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
             (0..diffs.len()).find(|&at| retry(at))
         }

@@ -1,0 +1,98 @@
+//! A statement of the generated code that Diesel keeps prepared although
+//! it would not: the rules' read of rows by id, an `IN (…)` list whose text
+//! depends on the list's length (Diesel keeps none on SQLite or MySQL).
+//! Kept, a statement is looked up by its text, so a wrong one is never
+//! reused; what must be bounded is how many texts a connection keeps:
+//! [`KeptSets`] keeps the first few shapes of each model's statement, and
+//! the rest are compiled at each execution as before. (An `UPDATE` cannot
+//! be kept this way: Diesel executes it through a reference, whose check
+//! walks the statement, and an update's walk says "never keep".)
+
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::QueryResult;
+use std::sync::{Mutex, PoisonError};
+
+/// How many shapes of one model's statement are kept (each connection
+/// then holds at most this many texts of it).
+pub const KEPT_SHAPES: usize = 32;
+
+/// `query`, kept prepared by its text when `keep`.
+pub struct Kept<Q> {
+    query: Q,
+    keep: bool,
+}
+
+impl<Q> Kept<Q> {
+    /// `query`, kept prepared if `keep`.
+    pub fn new(query: Q, keep: bool) -> Self {
+        Kept { query, keep }
+    }
+}
+
+impl<Q: QueryFragment<DB>, DB: Backend> QueryFragment<DB> for Kept<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.query.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, backend: &DB) -> QueryResult<bool> {
+        // Keyed by its text (no static query id): safe whatever the text.
+        Ok(self.keep || self.query.is_safe_to_cache_prepared(backend)?)
+    }
+}
+
+impl<Q> QueryId for Kept<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Kept<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, Conn> diesel::RunQueryDsl<Conn> for Kept<Q> {}
+
+/// The shapes of one model's statement whose text is kept: the first
+/// [`KEPT_SHAPES`] seen (a shape is a number: the length of an id list).
+pub struct KeptSets(Mutex<Vec<u64>>);
+
+impl KeptSets {
+    /// None seen yet.
+    pub const fn new() -> Self {
+        KeptSets(Mutex::new(Vec::new()))
+    }
+
+    /// Whether the statement of `shape` is kept.
+    pub fn keeps(&self, shape: u64) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(&shape) {
+            return true;
+        }
+        if seen.len() < KEPT_SHAPES {
+            seen.push(shape);
+            return true;
+        }
+        false
+    }
+}
+
+impl Default for KeptSets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_shapes_are_kept_and_no_more() {
+        let sets = KeptSets::new();
+        for shape in 0..KEPT_SHAPES as u64 {
+            assert!(sets.keeps(shape));
+        }
+        assert!(!sets.keeps(1_000));
+        assert!(sets.keeps(3), "a shape kept stays kept");
+    }
+}
