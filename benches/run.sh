@@ -22,8 +22,9 @@
 # (the same models on a concrete PgConnection: target/release/todo_pg);
 # todo-sqlite-normal (SQLITE_SYNCHRONOUS=NORMAL; todo-sqlite is the default
 # FULL); old-sqlite and old-postgres-nossl (the binary $OLD_TODO, an earlier
-# build of the todo example, for before/after figures; old-sqlite was built
-# before synchronous was configurable and runs NORMAL).
+# build of the todo example, for before/after figures; it gets
+# SQLITE_SYNCHRONOUS=FULL too, which a build older than that setting ignores:
+# it runs NORMAL).
 #
 # Environment (defaults): REPEATS=3 ROUNDS=30 DURATION=30 SUSTAINED=20
 # OWNERS=16 DEVICES=64 CHANGES=10 UPDATE_RATIO=0.5 SERVERS="todo-sqlite
