@@ -294,7 +294,7 @@ macro_rules! log_connection {
 /// diff log's statements with a variable number of rows or ids (a sync's
 /// log rows, its known ids) have a text per count, and a connection keeps
 /// only the small counts (the common ones), so that its cache stays small.
-const MAX_CACHED_BINDS: usize = 100;
+pub(crate) const MAX_CACHED_BINDS: usize = 100;
 
 /// `sql` with `binds`, as a statement Diesel keeps prepared on the
 /// connection, keyed by its text, when it has at most [`MAX_CACHED_BINDS`]

@@ -1,6 +1,7 @@
 //! The diff log and per-owner clocks over Diesel: the [`Store`] of the
 //! Diesel backends, on any [`LogConnection`].
 
+use super::conn::MAX_CACHED_BINDS;
 use super::{history, Bind, Dialect, DiffRow, KnownRow, LogConnection, NumberRow, Tables};
 use crate::history::NetRow;
 use crate::engine::{KnownIds, Marks, Store};
@@ -245,10 +246,11 @@ impl<C: LogConnection> Store for DieselStore<C> {
     fn known_ids(&self, conn: &mut C, owner: &str, ids: &[&str]) -> Result<KnownIds, SyncError> {
         let d = conn.dialect();
         let mut known = KnownIds::default();
-        if d == Dialect::Postgres {
-            // One statement for any number of ids, kept prepared: the ids as
-            // one JSON array, unpacked into an array the key is probed with
-            // (IN lists of hundreds of binds were parsed and planned at each
+        if d == Dialect::Postgres && 3 * ids.len() + 3 > MAX_CACHED_BINDS {
+            // Too many ids for IN lists that are kept prepared: one statement
+            // for any number of them, kept prepared, the ids as one JSON
+            // array unpacked into the array the key is probed with (IN lists
+            // of hundreds of binds were parsed and planned at each
             // execution: 8.8 ms of a 1,000-create sync, BENCHMARKS.md §10).
             let list = serde_json::to_string(ids).map_err(SyncError::internal)?;
             let any = |n: usize| format!("id = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)))");
@@ -304,10 +306,12 @@ impl<C: LogConnection> Store for DieselStore<C> {
             .map_err(SyncError::internal)?;
         let columns =
             format!("id, owner, logical_clock, {}, {}, model, json_data, seq", d.quote("utc_timestamp"), d.quote("type"));
-        if d == Dialect::Postgres && !applied.is_empty() {
-            // One statement for any number of diffs, kept prepared: the rows
-            // as one JSON array of arrays (VALUES lists of 1,600 binds were
-            // parsed and planned at each execution).
+        let whole = d == Dialect::Postgres && 8 * applied.len() > MAX_CACHED_BINDS;
+        if whole {
+            // Too many diffs for a VALUES list that is kept prepared: one
+            // statement for any number of them, kept prepared, the rows as
+            // one JSON array of arrays (VALUES lists of up to 1,600 binds
+            // were parsed and planned at each execution).
             let rows: Vec<(&str, i64, &str, &str, &str, usize)> = applied
                 .iter()
                 .zip(&texts)
@@ -322,7 +326,7 @@ impl<C: LogConnection> Store for DieselStore<C> {
             );
             conn.execute(&sql, &[Bind::Text(owner), Bind::BigInt(stamp), Bind::Text(&rows)]).map_err(|e| super::failed(conn, e))?;
         }
-        let chunked = if d == Dialect::Postgres { &applied[..0] } else { applied };
+        let chunked = if whole { &applied[..0] } else { applied };
         for (chunk_no, chunk) in chunked.chunks(CHUNK).enumerate() {
             let sql = self.insert_sql(d, self.tables.diffs(), &columns, chunk.len(), 8, false);
             let first = chunk_no * CHUNK;
