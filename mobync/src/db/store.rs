@@ -122,6 +122,48 @@ impl<C: LogConnection> DieselStore<C> {
 }
 
 impl<C: LogConnection> DieselStore<C> {
+    /// Notes in `known` the ids the known-ids query finds in the log, the
+    /// dropped and the squashed: in each of the three tables, `owner = ?`
+    /// and `member(n)` (the test of the ids, `n` its first placeholder),
+    /// the owner and `binds` bound for each.
+    fn load_known(
+        &self,
+        conn: &mut C,
+        owner: &str,
+        binds: &[Bind<'_>],
+        member: impl Fn(usize) -> String,
+        known: &mut KnownIds,
+    ) -> Result<(), SyncError> {
+        let d = conn.dialect();
+        let width = binds.len() + 1;
+        let parts = [(self.tables.diffs(), "s", "logical_clock"), (self.tables.dropped(), "d", "-1"), (self.tables.squashed(), "q", "logical_clock")];
+        let sql = parts
+            .iter()
+            .enumerate()
+            .map(|(i, (table, kind, n))| {
+                let at = i * width + 1;
+                format!("SELECT id, '{kind}' AS kind, {n} AS n FROM {} WHERE owner = {} AND {}", d.quote(table), d.param(at), member(at + 1))
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let all: Vec<Bind> = (0..parts.len()).flat_map(|_| std::iter::once(Bind::Text(owner)).chain(binds.iter().copied())).collect();
+        for row in conn.load::<KnownRow>(&sql, &all).map_err(|e| super::failed(conn, e))? {
+            match row.kind.as_str() {
+                "s" => {
+                    known.stored.insert(row.id);
+                }
+                "q" => {
+                    known.squashed.insert(row.id.clone(), row.n);
+                    known.stored.insert(row.id);
+                }
+                _ => {
+                    known.dropped.insert(row.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `f` in a write transaction on `conn` (what [`Store::write`]
     /// does), for callers with errors of their own (the hub): committed if
     /// it returns `Ok`, rolled back if it returns `Err`.
@@ -253,46 +295,13 @@ impl<C: LogConnection> Store for DieselStore<C> {
             // of hundreds of binds were parsed and planned at each
             // execution: 8.8 ms of a 1,000-create sync, BENCHMARKS.md §10).
             let list = serde_json::to_string(ids).map_err(SyncError::internal)?;
-            let any = |n: usize| format!("id = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)))");
-            let sql = format!(
-                "SELECT id, 's' AS kind, logical_clock AS n FROM {} WHERE owner = $1 AND {} \
-                 UNION ALL SELECT id, 'd' AS kind, -1 AS n FROM {} WHERE owner = $3 AND {} \
-                 UNION ALL SELECT id, 'q' AS kind, logical_clock AS n FROM {} WHERE owner = $5 AND {}",
-                d.quote(self.tables.diffs()),
-                any(2),
-                d.quote(self.tables.dropped()),
-                any(4),
-                d.quote(self.tables.squashed()),
-                any(6),
-            );
-            let binds = [0, 1, 2].map(|_| [Bind::Text(owner), Bind::Text(&list)]).concat();
-            let rows = conn.load::<KnownRow>(&sql, &binds).map_err(|e| super::failed(conn, e))?;
-            note_known(&mut known, rows);
+            let member = |at: usize| format!("id = ANY(ARRAY(SELECT jsonb_array_elements_text({}::jsonb)))", d.param(at));
+            self.load_known(conn, owner, &[Bind::Text(&list)], member, &mut known)?;
             return Ok(known);
         }
         for chunk in ids.chunks(CHUNK) {
-            let n = chunk.len();
-            let sql = format!(
-                "SELECT id, 's' AS kind, logical_clock AS n FROM {} WHERE owner = {} AND id IN ({}) \
-                 UNION ALL SELECT id, 'd' AS kind, -1 AS n FROM {} WHERE owner = {} AND id IN ({}) \
-                 UNION ALL SELECT id, 'q' AS kind, logical_clock AS n FROM {} WHERE owner = {} AND id IN ({})",
-                d.quote(self.tables.diffs()),
-                d.param(1),
-                d.params(2, n),
-                d.quote(self.tables.dropped()),
-                d.param(n + 2),
-                d.params(n + 3, n),
-                d.quote(self.tables.squashed()),
-                d.param(2 * n + 3),
-                d.params(2 * n + 4, n)
-            );
-            let mut binds = Vec::with_capacity(3 * n + 3);
-            for _ in 0..3 {
-                binds.push(Bind::Text(owner));
-                binds.extend(chunk.iter().map(|id| Bind::Text(id)));
-            }
-            let rows = conn.load::<KnownRow>(&sql, &binds).map_err(|e| super::failed(conn, e))?;
-            note_known(&mut known, rows);
+            let binds: Vec<Bind> = chunk.iter().map(|id| Bind::Text(id)).collect();
+            self.load_known(conn, owner, &binds, |at| format!("id IN ({})", d.params(at, chunk.len())), &mut known)?;
         }
         Ok(known)
     }
@@ -306,8 +315,7 @@ impl<C: LogConnection> Store for DieselStore<C> {
             .map_err(SyncError::internal)?;
         let columns =
             format!("id, owner, logical_clock, {}, {}, model, json_data, seq", d.quote("utc_timestamp"), d.quote("type"));
-        let whole = d == Dialect::Postgres && 8 * applied.len() > MAX_CACHED_BINDS;
-        if whole {
+        if d == Dialect::Postgres && 8 * applied.len() > MAX_CACHED_BINDS {
             // Too many diffs for a VALUES list that is kept prepared: one
             // statement for any number of them, kept prepared, the rows as
             // one JSON array of arrays (VALUES lists of up to 1,600 binds
@@ -325,25 +333,25 @@ impl<C: LogConnection> Store for DieselStore<C> {
                 d.quote(self.tables.diffs())
             );
             conn.execute(&sql, &[Bind::Text(owner), Bind::BigInt(stamp), Bind::Text(&rows)]).map_err(|e| super::failed(conn, e))?;
-        }
-        let chunked = if whole { &applied[..0] } else { applied };
-        for (chunk_no, chunk) in chunked.chunks(CHUNK).enumerate() {
-            let sql = self.insert_sql(d, self.tables.diffs(), &columns, chunk.len(), 8, false);
-            let first = chunk_no * CHUNK;
-            let mut binds = Vec::with_capacity(chunk.len() * 8);
-            for (i, diff) in chunk.iter().enumerate() {
-                binds.extend([
-                    Bind::Text(&diff.id),
-                    Bind::Text(owner),
-                    Bind::BigInt(stamp),
-                    Bind::BigInt(diff.utc_timestamp),
-                    Bind::Text(diff.op.as_str()),
-                    Bind::Text(&diff.model),
-                    Bind::Text(&texts[first + i]),
-                    Bind::Int((first + i) as i32),
-                ]);
+        } else {
+            for (chunk_no, chunk) in applied.chunks(CHUNK).enumerate() {
+                let sql = self.insert_sql(d, self.tables.diffs(), &columns, chunk.len(), 8, false);
+                let first = chunk_no * CHUNK;
+                let mut binds = Vec::with_capacity(chunk.len() * 8);
+                for (i, diff) in chunk.iter().enumerate() {
+                    binds.extend([
+                        Bind::Text(&diff.id),
+                        Bind::Text(owner),
+                        Bind::BigInt(stamp),
+                        Bind::BigInt(diff.utc_timestamp),
+                        Bind::Text(diff.op.as_str()),
+                        Bind::Text(&diff.model),
+                        Bind::Text(&texts[first + i]),
+                        Bind::Int((first + i) as i32),
+                    ]);
+                }
+                conn.execute(&sql, &binds).map_err(|e| super::failed(conn, e))?;
             }
-            conn.execute(&sql, &binds).map_err(|e| super::failed(conn, e))?;
         }
         for chunk in dropped.chunks(CHUNK) {
             // Two retries of one request may drop the same ids at once.
@@ -441,20 +449,3 @@ impl<C: LogConnection> Store for DieselStore<C> {
     }
 }
 
-/// Adds the rows of a known-ids query to `known`.
-fn note_known(known: &mut KnownIds, rows: Vec<KnownRow>) {
-    for row in rows {
-        match row.kind.as_str() {
-            "s" => {
-                known.stored.insert(row.id);
-            }
-            "q" => {
-                known.squashed.insert(row.id.clone(), row.n);
-                known.stored.insert(row.id);
-            }
-            _ => {
-                known.dropped.insert(row.id);
-            }
-        }
-    }
-}
