@@ -2,8 +2,9 @@
 //! SQLite file: the route mounted by the fairing, by the app as a handler
 //! value, or called from the app's own route behind its own guard; a
 //! pool with no free connection answered 503, not a hang; a sync counted
-//! in flight once; `without_route` on a clone; and a route mounted without
-//! its fairing refused at launch (its sentinel).
+//! in flight once; `without_route` on a clone; a route mounted without
+//! its fairing refused at launch (its sentinel); and group commit on
+//! mobync's SQLite pool unless the setting turns it off.
 
 use mobync::db::{self, DbConnection, Pool, PoolSettings};
 use mobync::fairing::{ApiError, SyncAnswer};
@@ -111,6 +112,24 @@ fn a_pool_with_no_free_connection_is_503_with_retry_after_within_pool_wait() {
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "bounded by pool_wait");
     drop(held);
     assert_eq!(post(&client, "/sync", &[]).0, Status::Ok);
+}
+
+#[test]
+fn group_commit_is_on_with_mobyncs_sqlite_pool_unless_the_setting_turns_it_off() {
+    for (setting, on) in [(None, true), (Some(false), false)] {
+        let Some(db) = dbs::fresh(Backend::Sqlite) else { return };
+        let (pool, sync) = app(&db, PoolSettings { max_size: 3, ..PoolSettings::default() });
+        let mut figment = rocket::Config::figment().merge(("mobync.pool_wait", 0.3));
+        if let Some(value) = setting {
+            figment = figment.merge(("mobync.group_commit", value));
+        }
+        let client = client(rocket::custom(figment).attach(sync.clone()));
+        assert_eq!(post(&client, "/sync", &[]).0, Status::Ok);
+        let running = sync.running().expect("ignited");
+        assert_eq!(running.engine().store().group_stats().map(|s| (s.groups, s.writes)), on.then_some((1, 1)), "group_commit = {setting:?}");
+        // On, it keeps one of the pool's connections: syncs get the others.
+        assert_eq!(pool.state().connections - pool.state().idle_connections, u32::from(on));
+    }
 }
 
 #[test]

@@ -189,6 +189,10 @@ pub trait LogConnection: sealed::Sealed + Send + 'static {
     /// error state), so that a pool drops it when it gets it back: what
     /// the holder of a connection found lost does (see [`super::settle`]).
     fn discard(&mut self);
+    #[doc(hidden)]
+    /// How many transactions and savepoints are open (0: none); `None`
+    /// when Diesel holds the connection's transaction state in error.
+    fn depth(&mut self) -> Option<u32>;
 }
 
 /// Implements [`LogConnection`] for a concrete Diesel connection type.
@@ -285,6 +289,12 @@ macro_rules! log_connection {
             fn discard(&mut self) {
                 use diesel::connection::TransactionManager;
                 <$conn as diesel::Connection>::TransactionManager::transaction_manager_status_mut(self).set_in_error();
+            }
+
+            fn depth(&mut self) -> Option<u32> {
+                use diesel::connection::TransactionManager;
+                let status = <$conn as diesel::Connection>::TransactionManager::transaction_manager_status_mut(self);
+                status.transaction_depth().ok().map(|depth| depth.map_or(0, |d| d.get()))
             }
         }
     };
@@ -503,6 +513,10 @@ impl LogConnection for DbConnection {
 
     fn discard(&mut self) {
         with_inner!(self, c => c.discard())
+    }
+
+    fn depth(&mut self) -> Option<u32> {
+        with_inner!(self, c => c.depth())
     }
 }
 

@@ -24,6 +24,7 @@
 pub(crate) mod conn;
 pub mod audit;
 pub(crate) mod fault;
+mod group;
 mod history;
 pub mod migrations;
 mod pool;
@@ -36,6 +37,8 @@ pub(crate) use conn::{Bind, DiffRow, KnownRow, NumberRow};
 #[doc(hidden)]
 pub use fault::{failed, fault_of, fault_with, messages_language, pin_messages, said, settle, warn_unless_english, Said};
 pub use pool::{pool, pool_with, Manager, Pool, PoolSettings};
+#[doc(hidden)]
+pub use group::GroupStats;
 pub use store::DieselStore;
 pub use tables::Tables;
 

@@ -8,8 +8,10 @@ use crate::engine::{KnownIds, Marks, Store};
 use crate::error::{DbFault, SyncError};
 use crate::observe::Report;
 use crate::protocol::{Diff, OperationType};
+use super::group::{Group, GroupStats};
 use std::marker::PhantomData;
-use std::sync::{Mutex, PoisonError};
+use std::ops::DerefMut;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Rows per multi-row INSERT and ids per `IN (...)`: far below every
 /// backend's bind limit.
@@ -22,13 +24,14 @@ const CHUNK: usize = 200;
 pub struct DieselStore<C> {
     tables: Tables,
     sqlite_writer: Mutex<()>,
+    group: OnceLock<Group<C>>,
     _conn: PhantomData<fn(&mut C)>,
 }
 
 impl<C> DieselStore<C> {
     /// A store on `tables` (created by [`super::migrations::run`]).
     pub fn new(tables: Tables) -> Self {
-        DieselStore { tables, sqlite_writer: Mutex::new(()), _conn: PhantomData }
+        DieselStore { tables, sqlite_writer: Mutex::new(()), group: OnceLock::new(), _conn: PhantomData }
     }
 
     /// The table names.
@@ -164,6 +167,66 @@ impl<C: LogConnection> DieselStore<C> {
         Ok(())
     }
 
+    /// Turns on group commit for this store's writes on SQLite: the write
+    /// transactions of concurrent syncs share one transaction and one
+    /// `COMMIT`, so one fsync (`synchronous = FULL`) makes a whole group
+    /// durable. Each write is still all or nothing (a savepoint of its own:
+    /// its error rolls back only its own changes) and returns only once
+    /// the group's `COMMIT` ended: committed, or an error (503) and nothing
+    /// of the group written. A write waits for at most 63 others.
+    ///
+    /// `spare` is an idle connection of the database the store keeps from
+    /// now on (the fairing checks one out of its pool for good). A write
+    /// that joins a group works on the group's connection and leaves with
+    /// another connection of the same database in `conn`: every connection
+    /// this store's writes are given must be to that database, with the
+    /// same settings, as the connections of one pool are.
+    ///
+    /// False, and group commit stays off, when `spare` is not SQLite, when
+    /// the schema defers a constraint to `COMMIT` (`INITIALLY DEFERRED`: a
+    /// violation found there would fail every write of the group), or when
+    /// it is on already.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")] {
+    /// use mobync::db::{self, DbConnection, DieselStore, Tables};
+    /// # let dir = std::env::temp_dir().join(format!("mobync-group-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let url = dir.join("g.sqlite").display().to_string();
+    /// let pool = db::pool::<DbConnection>(&url).unwrap();
+    /// db::migrations::run(&mut *pool.get().unwrap(), &Tables::default()).unwrap();
+    /// let store = DieselStore::<DbConnection>::new(Tables::default());
+    /// assert!(store.group_commit(pool.get().unwrap()));
+    /// let mut conn = pool.get().unwrap();
+    /// store.transaction(&mut *conn, |conn| db::LogConnection::batch(conn, "SELECT 1").map_err(mobync::SyncError::database)).unwrap();
+    /// assert_eq!(store.group_stats().map(|s| (s.groups, s.writes)), Some((1, 1)));
+    /// # }
+    /// ```
+    pub fn group_commit(&self, spare: impl DerefMut<Target = C> + Send + 'static) -> bool {
+        let mut spare: Box<dyn DerefMut<Target = C> + Send> = Box::new(spare);
+        if spare.dialect() != Dialect::Sqlite || self.group.get().is_some() {
+            return false;
+        }
+        let deferred = "SELECT count(*) AS n FROM sqlite_master WHERE sql LIKE '%INITIALLY DEFERRED%'";
+        match spare.load::<NumberRow>(deferred, &[]) {
+            Ok(rows) if rows.first().is_some_and(|r| r.n == 0) => self.group.set(Group::new(spare)).is_ok(),
+            Ok(_) => {
+                tracing::info!("mobync: group commit is off: the schema defers a constraint to COMMIT");
+                false
+            }
+            Err(err) => {
+                tracing::warn!("mobync: group commit is off: reading the schema failed: {err}");
+                false
+            }
+        }
+    }
+
+    /// What group commit did so far; `None` while it is off.
+    #[doc(hidden)]
+    pub fn group_stats(&self) -> Option<GroupStats> {
+        self.group.get().map(Group::stats)
+    }
+
     /// Runs `f` in a write transaction on `conn` (what [`Store::write`]
     /// does), for callers with errors of their own (the hub): committed if
     /// it returns `Ok`, rolled back if it returns `Err`.
@@ -188,6 +251,9 @@ impl<C: LogConnection> DieselStore<C> {
     }
 
     fn transaction_inner<T, E: From<SyncError>>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, E>) -> Result<T, E> {
+        if let Some(group) = self.group.get().filter(|_| conn.dialect() == Dialect::Sqlite) {
+            return group.write(conn, f);
+        }
         // SQLite has one writer at a time. This process's writers queue on a
         // mutex (a waiting thread wakes as soon as it is its turn) rather
         // than in SQLite's busy handler, which polls with sleeps of up to

@@ -60,6 +60,14 @@ pub struct Config {
     /// tombstones of deleted rows (devices older than that then get 410
     /// `reset_required`); 0 (the default) keeps them forever.
     pub tombstone_age: f64,
+    /// Group commit on SQLite with mobync's own pool: the writes of
+    /// concurrent syncs share one transaction and one `COMMIT` (one fsync),
+    /// each all or nothing in a savepoint of its own and answered only
+    /// once committed; one of the pool's connections is kept for it
+    /// ([`DieselStore::group_commit`](crate::db::DieselStore::group_commit)).
+    /// Default `true`. (Other backends, and `#[database]` pools, commit
+    /// each sync on its own.)
+    pub group_commit: bool,
 }
 
 impl Default for Config {
@@ -78,6 +86,7 @@ impl Default for Config {
             max_clock_skew: 600.0,
             retry_window: 30.0 * 24.0 * 3600.0,
             compact_every: 0.0,
+            group_commit: true,
             compact_keep: 1_000,
             tombstone_age: 0.0,
         }

@@ -120,8 +120,15 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
         if rocket::http::uri::Origin::parse(&config.admin_path).is_err() || !config.admin_path.starts_with('/') {
             return Err(format!("`admin_path` {:?} is not an absolute URI path", config.admin_path));
         }
+        let mut spare = None;
         let source: Arc<dyn Connections<C>> = match parts.source {
-            Source::Pool(pool) => Arc::new(PoolSource::new(pool, seconds(config.pool_wait, "pool_wait")?)),
+            Source::Pool(pool) => {
+                let pooled = Arc::new(PoolSource::new(pool, seconds(config.pool_wait, "pool_wait")?));
+                if config.group_commit {
+                    spare = pooled.spare().await.map(|conn| (conn, pooled.clone()));
+                }
+                pooled
+            }
             #[cfg(feature = "sync-db-pools")]
             Source::Found(find) => find(rocket).ok_or(
                 "the app's #[database] pool is not there: attach its fairing (`Db::fairing()`) before mobync's",
@@ -148,6 +155,11 @@ impl<C: LogConnection, O: Owner> SyncFairing<C, O> {
             .with_max_diffs(config.max_diffs)
             .with_engine(|e| e.with_max_clock_skew(millis(skew)).with_retry_window(millis(window)))
             .with_known_tokens(millis(known));
+        if let Some((conn, pooled)) = spare {
+            if !endpoint.engine().store().group_commit(conn) {
+                pooled.unspare();
+            }
+        }
         let live = Arc::new(Live { endpoint, source, config });
         self.shared.live.set(live).map_err(|_| "the sync fairing was ignited twice".to_string())?;
         Ok(parts.mount)

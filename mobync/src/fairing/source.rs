@@ -3,7 +3,8 @@
 //! `sync-db-pools`), shared with the app's own routes. Either way a sync
 //! that gets no connection within a bounded wait is 503, never a hang.
 
-use crate::db::{LogConnection, Pool};
+use crate::db::{Dialect, LogConnection, Manager, Pool};
+use diesel::r2d2;
 use crate::error::SyncError;
 use crate::observe::names;
 use rocket::tokio::sync::Semaphore;
@@ -74,6 +75,29 @@ impl<C: LogConnection> PoolSource<C> {
     pub(super) fn new(pool: Pool<C>, wait: Duration) -> Self {
         let permits = Arc::new(Semaphore::new(pool.max_size() as usize));
         PoolSource { pool, wait, permits }
+    }
+
+    /// A connection of a SQLite pool checked out for good, for group commit
+    /// ([`DieselStore::group_commit`](crate::db::DieselStore::group_commit)):
+    /// syncs then share one permit fewer. `None` on another backend, or
+    /// for a pool of one connection.
+    pub(super) async fn spare(&self) -> Option<r2d2::PooledConnection<Manager<C>>> {
+        if self.pool.max_size() < 2 {
+            return None;
+        }
+        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        let (pool, wait) = (self.pool.clone(), self.wait);
+        let conn = rocket::tokio::task::spawn_blocking(move || pool.get_timeout(wait)).await.ok()?.ok()?;
+        if conn.dialect() != Dialect::Sqlite {
+            return None;
+        }
+        permit.forget();
+        Some(conn)
+    }
+
+    /// Gives back the permit of a spare the store did not keep.
+    pub(super) fn unspare(&self) {
+        self.permits.add_permits(1);
     }
 }
 
