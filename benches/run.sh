@@ -21,7 +21,8 @@
 # python-sqlite (benches/python/run.sh); todo-pgconn and todo-pgconn-nossl
 # (the same models on a concrete PgConnection: target/release/todo_pg);
 # todo-sqlite-normal (SQLITE_SYNCHRONOUS=NORMAL; todo-sqlite is the default
-# FULL); old-sqlite and old-postgres-nossl (the binary $OLD_TODO, an earlier
+# FULL); todo-sqlite-solo (group commit off: ROCKET_MOBYNC='{group_commit=false}',
+# each sync committed on its own); old-sqlite and old-postgres-nossl (the binary $OLD_TODO, an earlier
 # build of the todo example, for before/after figures; it gets
 # SQLITE_SYNCHRONOUS=FULL too, which a build older than that setting ignores:
 # it runs NORMAL).
@@ -102,12 +103,12 @@ trap cleanup EXIT INT TERM
 start_server() {
     local name="$1" port="$2"
     case "$name" in
-        todo-sqlite | todo-sqlite-normal | old-sqlite)
+        todo-sqlite | todo-sqlite-normal | todo-sqlite-solo | old-sqlite)
             db_dir="$(mktemp -d /tmp/mobync-bench-db.XXXXXX)"
-            local program="$bin/todo" sync=FULL
-            case "$name" in *-normal) sync=NORMAL ;; old-*) program="$OLD_TODO" ;; esac
+            local program="$bin/todo" sync=FULL mobync="{}"
+            case "$name" in *-normal) sync=NORMAL ;; *-solo) mobync="{group_commit=false}" ;; old-*) program="$OLD_TODO" ;; esac
             DATABASE_URL="$db_dir/todo.sqlite" ROCKET_PORT="$port" ROCKET_ADDRESS=127.0.0.1 SQLITE_SYNCHRONOUS="$sync" \
-                ROCKET_LOG_LEVEL=critical ROCKET_CLI_COLORS=false "$program" >/dev/null 2>>"$OUT/$name.stderr" &
+                ROCKET_MOBYNC="$mobync" ROCKET_LOG_LEVEL=critical ROCKET_CLI_COLORS=false "$program" >/dev/null 2>>"$OUT/$name.stderr" &
             server_pid=$!
             ;;
         todo-postgres | todo-postgres-nossl | todo-pgconn | todo-pgconn-nossl | old-postgres-nossl)
