@@ -17,7 +17,7 @@ use mobync::{Diff, ErrorKind, Mobync, OperationType::Create, Store, SyncError, S
 use mobync_tests::dbs::{self, Backend, TestDb};
 use mobync_tests::models;
 use serde_json::json;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -71,48 +71,60 @@ fn queued(store: &DieselStore<DbConnection>, n: usize) {
     }
 }
 
-/// Write `first` runs `first_writes`, then holds its turn until `second`
-/// queues behind it; `second` runs `second_writes` in the same group. The
-/// results of both.
-fn grouped<A: Send, B: Send>(
-    pool: &Pool,
-    store: &DieselStore<DbConnection>,
-    first_writes: impl FnOnce(&mut DbConnection) -> Result<A, SyncError> + Send,
-    second_writes: impl FnOnce(&mut DbConnection) -> Result<B, SyncError> + Send,
-) -> (std::thread::Result<Result<A, SyncError>>, std::thread::Result<Result<B, SyncError>>) {
+/// One write of [`chained`].
+type Write<'a> = Box<dyn FnOnce(&mut DbConnection) -> Result<Vec<String>, SyncError> + Send + 'a>;
+
+/// A write of one row of `t`.
+fn write<'a>(id: &'a str) -> Write<'a> {
+    Box::new(move |c| insert(c, id).map(|()| Vec::new()))
+}
+
+/// Runs `writes` so that they make one group: each begins once the one
+/// before it ran, and each but the last holds its turn (after its own
+/// code) until the next one queues. `returned(i)` is called as write `i`
+/// returns. Their results, in order.
+fn chained<'a>(
+    pool: &'a Pool,
+    store: &'a DieselStore<DbConnection>,
+    writes: Vec<Write<'a>>,
+    returned: &'a (dyn Fn(usize) + Sync),
+) -> Vec<std::thread::Result<Result<Vec<String>, SyncError>>> {
+    let last = writes.len() - 1;
     std::thread::scope(|s| {
-        let (ran, first_ran) = mpsc::channel();
-        let first = s.spawn(move || {
-            let mut conn = pool.get().expect("connection");
-            store.transaction(&mut *conn, |c| {
-                let value = first_writes(c)?;
-                ran.send(()).expect("the test waits");
-                queued(store, 1);
-                Ok(value)
-            })
-        });
-        first_ran.recv().expect("the first write ran");
-        let second = s.spawn(move || {
-            let mut conn = pool.get().expect("connection");
-            store.transaction(&mut *conn, second_writes)
-        });
-        (first.join(), second.join())
+        let mut threads = Vec::new();
+        for (i, write) in writes.into_iter().enumerate() {
+            let (ran, has_run) = mpsc::channel();
+            threads.push(s.spawn(move || {
+                let mut conn = pool.get().expect("connection");
+                let result = store.transaction(&mut *conn, |c| {
+                    let result = write(c);
+                    ran.send(()).expect("the test waits");
+                    if i < last {
+                        queued(store, 1);
+                    }
+                    result
+                });
+                returned(i);
+                result
+            }));
+            // (A write that panics drops its sender.)
+            let _ = has_run.recv();
+        }
+        threads.into_iter().map(|t| t.join()).collect()
     })
 }
+
+fn quiet(_: usize) {}
 
 #[test]
 fn a_write_queued_behind_another_joins_its_transaction_and_both_return_once_committed() {
     let db = sqlite();
-    let (first, second) = grouped(
-        &db.pool,
-        &db.store,
-        |c| insert(c, "a"),
-        |c| {
-            insert(c, "b")?;
-            // The first write ended, but nothing is committed before the group is.
-            Ok(committed(&db.db))
-        },
-    );
+    let seen_inside: Write = Box::new(|c| {
+        insert(c, "b")?;
+        // The first write ended, but nothing is committed before the group is.
+        Ok(committed(&db.db))
+    });
+    let [first, second]: [_; 2] = chained(&db.pool, &db.store, vec![write("a"), seen_inside], &quiet).try_into().expect("two");
     first.expect("first").expect("the first write");
     let seen_inside = second.expect("second").expect("the second write");
     assert!(seen_inside.is_empty(), "the first write was committed before its group: {seen_inside:?}");
@@ -124,12 +136,13 @@ fn a_write_queued_behind_another_joins_its_transaction_and_both_return_once_comm
 #[test]
 fn a_failing_write_in_a_group_is_rolled_back_alone() {
     let db = sqlite();
-    let (first, second) = grouped(&db.pool, &db.store, |c| insert(c, "a"), |c| {
+    let taken: Write = Box::new(|c| {
         insert(c, "b")?;
         // The first write's row: a unique violation, which SQLite fails
         // only the statement for.
-        insert(c, "a")
+        insert(c, "a").map(|()| Vec::new())
     });
+    let [first, second]: [_; 2] = chained(&db.pool, &db.store, vec![write("a"), taken], &quiet).try_into().expect("two");
     first.expect("first").expect("the first write commits");
     let err = second.expect("second").expect_err("a taken key");
     assert_eq!(err.kind, ErrorKind::Internal, "{err}");
@@ -150,19 +163,9 @@ fn a_commit_that_fails_fails_every_write_of_its_group_and_writes_nothing() {
     let db = sqlite();
     // A constraint checked only at COMMIT (made after group commit was
     // turned on, which refuses such a schema).
-    let mut conn = db.pool.get().expect("connection");
-    conn.batch_execute(
-        "CREATE TABLE parent (id TEXT PRIMARY KEY); \
-         CREATE TABLE child (id TEXT PRIMARY KEY, parent TEXT REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)",
-    )
-    .expect("deferred constraint");
-    drop(conn);
+    deferred_constraint(&db);
     assert!(!DieselStore::<DbConnection>::new(Tables::default()).group_commit(db.pool.get().expect("spare")), "deferred constraints turn it off");
-    let orphan = |c: &mut DbConnection| {
-        insert(c, "b")?;
-        c.batch_execute("INSERT INTO child (id, parent) VALUES ('c', 'nobody')").map_err(SyncError::database)
-    };
-    let (first, second) = grouped(&db.pool, &db.store, |c| insert(c, "a"), orphan);
+    let [first, second]: [_; 2] = chained(&db.pool, &db.store, vec![write("a"), orphan()], &quiet).try_into().expect("two");
     let first = first.expect("first").expect_err("its group's COMMIT failed");
     assert_eq!(first.kind.status(), 503, "the first write may be retried: {first}");
     second.expect("second").expect_err("its COMMIT failed");
@@ -170,13 +173,50 @@ fn a_commit_that_fails_fails_every_write_of_its_group_and_writes_nothing() {
     later_write_commits(&db, "d");
 }
 
+/// A write of one row of `t` and a child row without its parent: it fails
+/// only at COMMIT (on a database with the deferred constraint).
+fn orphan() -> Write<'static> {
+    Box::new(|c| {
+        insert(c, "b")?;
+        c.batch_execute("INSERT INTO child (id, parent) VALUES ('c', 'nobody')").map_err(SyncError::database)?;
+        Ok(Vec::new())
+    })
+}
+
+fn deferred_constraint(db: &Db) {
+    let mut conn = db.pool.get().expect("connection");
+    conn.batch_execute(
+        "CREATE TABLE parent (id TEXT PRIMARY KEY); \
+         CREATE TABLE child (id TEXT PRIMARY KEY, parent TEXT REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)",
+    )
+    .expect("deferred constraint");
+}
+
+#[test]
+fn a_write_that_failed_on_what_its_group_wrote_is_503_when_the_group_fails() {
+    let db = sqlite();
+    deferred_constraint(&db);
+    // The second write fails on the first one's row, which the failed
+    // COMMIT then never writes: its error does not hold, a retry may pass.
+    let writes = vec![write("a"), write("a"), orphan()];
+    let [first, second, third]: [_; 3] = chained(&db.pool, &db.store, writes, &quiet).try_into().expect("three");
+    for (which, result) in [("first", first), ("second", second)] {
+        let err = result.expect(which).expect_err("its group failed");
+        assert_eq!(err.kind.status(), 503, "{which}: {err}");
+    }
+    third.expect("third").expect_err("its COMMIT failed");
+    assert!(committed(&db.db).is_empty());
+    later_write_commits(&db, "d");
+}
+
 #[test]
 fn a_write_that_panics_rolls_back_its_group_and_the_next_write_commits() {
     let db = sqlite();
-    let (first, second) = grouped(&db.pool, &db.store, |c| insert(c, "a"), |c| -> Result<(), SyncError> {
+    let panics: Write = Box::new(|c| {
         insert(c, "b")?;
         panic!("a bug in a write");
     });
+    let [first, second]: [_; 2] = chained(&db.pool, &db.store, vec![write("a"), panics], &quiet).try_into().expect("two");
     let first = first.expect("first").expect_err("its group was rolled back");
     assert_eq!(first.kind.status(), 503, "{first}");
     assert!(second.is_err(), "the panic reaches the write's caller");
@@ -271,18 +311,15 @@ fn group_commit_crash_child() {
         let mut answer = SyncResponse::ok(0, Vec::new());
         engine.run(conn, Request::within_transaction(&owner, vec![create(id, 10)]), &mut answer, &mut Report::default())
     };
-    let _ = grouped(
-        &pool,
-        engine.store(),
-        |c| sync_in(c, "grouped-first"),
-        |c| -> Result<(), SyncError> {
-            sync_in(c, "grouped-second")?;
-            say("in a group before its commit".into());
-            loop {
-                std::thread::park();
-            }
-        },
-    );
+    let first: Write = Box::new(|c| sync_in(c, "grouped-first").map(|()| Vec::new()));
+    let second: Write = Box::new(|c| {
+        sync_in(c, "grouped-second")?;
+        say("in a group before its commit".into());
+        loop {
+            std::thread::park();
+        }
+    });
+    chained(&pool, engine.store(), vec![first, second], &|i| say(format!("answered grouped-{i}")));
     unreachable!("the parent kills this process before the group's commit");
 }
 

@@ -9,7 +9,9 @@
 //! group. Each write is still all or nothing: an error rolls back its own
 //! savepoint, not the others'. A write returns only once the group's
 //! `COMMIT` ended: `Ok` once it is on disk, an error (503, nothing of the
-//! group written) if it failed.
+//! group written) if it failed. (A write that failed returns at once if no
+//! write before it in the group wrote anything; else its error holds only
+//! if the group commits, and it is 503 if the group does not.)
 //!
 //! A group runs on one connection, the one its first write began it on. A
 //! write that joins exchanges its connection for the group's, and leaves
@@ -97,6 +99,15 @@ impl<C: LogConnection> Group<C> {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         self.queued.fetch_sub(1, Ordering::SeqCst);
+        if state.open.is_some() && state.slot.depth() != Some(1) {
+            // Only a panic outside the writes' own code leaves an open group
+            // without its transaction: it is lost.
+            let lost = abandon(&mut **state.slot);
+            if let Some(outcome) = state.open.take() {
+                let _ = outcome.set(Err(lost));
+            }
+            self.ended.notify_all();
+        }
         let outcome = match state.open.clone() {
             Some(outcome) => {
                 std::mem::swap(conn, &mut *state.slot);
@@ -110,19 +121,25 @@ impl<C: LogConnection> Group<C> {
             }
         };
         state.members += 1;
-        let (ran, intact) = in_savepoint(conn, f);
+        // An error of a write that may have read what the group's earlier
+        // writes wrote holds only if the group commits.
+        let after_others = state.written > 0;
+        let (ran, intact) = panic::catch_unwind(AssertUnwindSafe(|| in_savepoint(conn, f))).unwrap_or_else(|payload| (Err(payload), false));
         let succeeded = matches!(ran, Ok(Ok(_)));
         state.written += usize::from(succeeded);
         if intact && state.members < MOST && self.queued.load(Ordering::SeqCst) > 0 {
-            // A write is queued: it joins, and this one (if it wrote
-            // anything) waits for the group's COMMIT.
+            // A write is queued: it joins, and this one waits for the
+            // group's COMMIT (unless it failed on its own).
             std::mem::swap(conn, &mut *state.slot);
             state.open = Some(outcome.clone());
-            let value = ran.unwrap_or_else(|payload| panic::resume_unwind(payload))?;
+            let own = ran.unwrap_or_else(|payload| panic::resume_unwind(payload));
+            if !succeeded && !after_others {
+                return own;
+            }
             let state = self.ended.wait_while(state, |_| outcome.get().is_none()).unwrap_or_else(PoisonError::into_inner);
             drop(state);
             return match outcome.get() {
-                Some(Ok(())) => Ok(value),
+                Some(Ok(())) => own,
                 Some(Err(err)) => Err(E::from(err.clone())),
                 None => Err(E::from(SyncError::internal("a group of writes never ended"))),
             };
@@ -130,23 +147,29 @@ impl<C: LogConnection> Group<C> {
         // This write ends the group: it keeps the group's connection, the
         // slot the one it brought.
         state.open = None;
-        let ended = match (intact, state.written) {
+        let written = state.written;
+        let ended = panic::catch_unwind(AssertUnwindSafe(|| match (intact, written) {
             (true, 0) => conn.rollback().map_err(|e| super::failed(conn, e)),
             (true, _) => conn.commit().map_err(|e| super::failed(conn, e)),
             (false, _) => Err(abandon(conn)),
-        };
-        if ended.is_ok() && state.written > 0 {
+        }))
+        .unwrap_or_else(|_| Err(abandon(conn)));
+        if ended.is_ok() && written > 0 {
             self.groups.fetch_add(1, Ordering::SeqCst);
-            self.writes.fetch_add(state.written as u64, Ordering::SeqCst);
+            self.writes.fetch_add(written as u64, Ordering::SeqCst);
         }
         let others = ended.clone().map_err(|err| {
             SyncError::of_fault(DbFault::Busy, format!("the writes this sync's write was grouped with failed: {}", err.message))
         });
-        let _ = outcome.set(others);
+        let _ = outcome.set(others.clone());
         drop(state);
         self.ended.notify_all();
-        let own = ran.unwrap_or_else(|payload| panic::resume_unwind(payload))?;
-        ended.map(|()| own).map_err(E::from)
+        match (ran.unwrap_or_else(|payload| panic::resume_unwind(payload)), ended) {
+            (own, Ok(())) => own,
+            (Ok(_), Err(err)) => Err(E::from(err)),
+            (Err(_), Err(_)) if after_others => Err(E::from(others.err().unwrap_or_else(|| SyncError::internal("a group failed")))),
+            (Err(own), Err(_)) => Err(own),
+        }
     }
 }
 
@@ -157,7 +180,13 @@ fn in_savepoint<C: LogConnection, T, E: From<SyncError>>(conn: &mut C, f: impl F
     if let Err(err) = conn.begin(false) {
         return (Ok(Err(E::from(super::failed(conn, err)))), false);
     }
-    match panic::catch_unwind(AssertUnwindSafe(|| f(conn))) {
+    let ran = panic::catch_unwind(AssertUnwindSafe(|| f(conn)));
+    if conn.depth() != Some(2) {
+        // `f` ended its savepoint, or more, itself: what is left of the
+        // transaction is not known.
+        return (ran, false);
+    }
+    match ran {
         Ok(Ok(value)) => match conn.commit() {
             Ok(()) => (Ok(Ok(value)), conn.depth() == Some(1)),
             Err(err) => (Ok(Err(E::from(super::failed(conn, err)))), false),

@@ -80,9 +80,10 @@ impl<C: LogConnection> PoolSource<C> {
     /// A connection of a SQLite pool checked out for good, for group commit
     /// ([`DieselStore::group_commit`](crate::db::DieselStore::group_commit)):
     /// syncs then share one permit fewer. `None` on another backend, or
-    /// for a pool of one connection.
+    /// for a pool of fewer than three connections (with one left for the
+    /// syncs, no group could form).
     pub(super) async fn spare(&self) -> Option<r2d2::PooledConnection<Manager<C>>> {
-        if self.pool.max_size() < 2 {
+        if self.pool.max_size() < 3 {
             return None;
         }
         let permit = self.permits.clone().acquire_owned().await.ok()?;
