@@ -65,8 +65,8 @@ pub struct Config {
     /// each all or nothing in a savepoint of its own and answered only
     /// once committed; one of the pool's connections is kept for it
     /// ([`DieselStore::group_commit`](crate::db::DieselStore::group_commit)).
-    /// Default `true`. (Other backends, and `#[database]` pools, commit
-    /// each sync on its own.)
+    /// Default `true`. (Other backends, `#[database]` pools and pools of
+    /// fewer than three connections commit each sync on its own.)
     pub group_commit: bool,
 }
 
