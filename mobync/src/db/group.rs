@@ -164,11 +164,11 @@ impl<C: LogConnection> Group<C> {
         let _ = outcome.set(others.clone());
         drop(state);
         self.ended.notify_all();
-        match (ran.unwrap_or_else(|payload| panic::resume_unwind(payload)), ended) {
-            (own, Ok(())) => own,
-            (Ok(_), Err(err)) => Err(E::from(err)),
-            (Err(_), Err(_)) if after_others => Err(E::from(others.err().unwrap_or_else(|| SyncError::internal("a group failed")))),
-            (Err(own), Err(_)) => Err(own),
+        match (ran.unwrap_or_else(|payload| panic::resume_unwind(payload)), ended, others) {
+            (own, Ok(()), _) => own,
+            (Ok(_), Err(err), _) => Err(E::from(err)),
+            (Err(_), Err(_), Err(group)) if after_others => Err(E::from(group)),
+            (Err(own), Err(_), _) => Err(own),
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::engine::{KnownIds, Marks, Store};
 use crate::error::{DbFault, SyncError};
 use crate::observe::Report;
 use crate::protocol::{Diff, OperationType};
-use super::group::{Group, GroupStats};
+use super::group::{Group, GroupStats, Kept};
 use std::marker::PhantomData;
 use std::ops::DerefMut;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -203,7 +203,7 @@ impl<C: LogConnection> DieselStore<C> {
     /// # }
     /// ```
     pub fn group_commit(&self, spare: impl DerefMut<Target = C> + Send + 'static) -> bool {
-        let mut spare: Box<dyn DerefMut<Target = C> + Send> = Box::new(spare);
+        let mut spare: Kept<C> = Box::new(spare);
         if spare.dialect() != Dialect::Sqlite || self.group.get().is_some() {
             return false;
         }
@@ -514,4 +514,3 @@ impl<C: LogConnection> Store for DieselStore<C> {
         history::young_tombstone(&self.tables, conn, owner, since_ms)
     }
 }
-
