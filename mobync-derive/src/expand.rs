@@ -446,10 +446,19 @@ impl<'s, 'a> Model<'s, 'a> {
                         // Nothing to set, but the row must still be the owner's.
                         #filter_owned.count().get_result::<i64>(conn).map_err(|err| #private::db(conn, err))? as usize
                     } else {
-                        #private::diesel::update(#filter_owned)
-                            .set(&patch)
-                            .execute(conn)
-                            .map_err(|err| #private::update_failed(conn, #model, err))?
+                        // Kept prepared for the first sets of fields seen
+                        // (Diesel's own UPDATE is compiled every time).
+                        static KEPT: #private::KeptSets = #private::KeptSets::new();
+                        let mut shape: ::core::primitive::u64 = 0;
+                        #( shape = shape.rotate_left(1) ^ ::core::primitive::u64::from(patch.#data.is_some()); )*
+                        #private::KeptUpdate::new(
+                            #table::table,
+                            #private::diesel::query_builder::AsChangeset::as_changeset(&patch),
+                            #private::diesel::BoolExpressionMethods::and(#table::#id_col.eq(&row_id), #table::#owner_col.eq(owner)),
+                            KEPT.keeps(shape),
+                        )
+                        .execute(conn)
+                        .map_err(|err| #private::update_failed(conn, #model, err))?
                     };
                     if found == 0 {
                         return ::core::result::Result::Err(#private::no_row(#model, diff.row_id()));

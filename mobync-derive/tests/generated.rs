@@ -459,3 +459,40 @@ fn the_rules_read_of_rows_is_prepared_once_for_each_length_of_list() {
     // the create and the three updates (Diesel keeps no `IN (…)` on SQLite).
     assert_eq!(kept.iter().filter(|sql| sql.starts_with("SELECT") && sql.contains(" IN (")).count(), 1, "{kept:?}");
 }
+
+#[test]
+fn an_update_is_prepared_once_for_each_set_of_fields() {
+    use diesel::connection::InstrumentationEvent;
+    use std::sync::{Arc, Mutex};
+    let mut conn = db();
+    let kept = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = kept.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+            seen.lock().unwrap().push(sql.to_string());
+        }
+    });
+    for id in ["t1", "t2"] {
+        let create = json!({"id": id, "title": "buy milk", "done": false, "note": id});
+        apply(&mut conn, "alice", &diff(OperationType::Create, create)).expect("create");
+    }
+    apply(&mut conn, "bob", &diff(OperationType::Create, json!({"id": "b1", "title": "b", "done": false, "note": null}))).expect("create");
+    for (id, title) in [("t1", "a"), ("t2", "b"), ("t1", "c")] {
+        apply(&mut conn, "alice", &diff(OperationType::Update, json!({"id": id, "title": title}))).expect("update");
+    }
+    for (id, done) in [("t1", true), ("t2", true)] {
+        apply(&mut conn, "alice", &diff(OperationType::Update, json!({"id": id, "title": "z", "done": done}))).expect("update");
+    }
+    // Another owner's row is still no row to update, with a kept text.
+    let theirs = Task::update(&mut conn, &"alice".to_owned(), &diff(OperationType::Update, json!({"id": "b1", "title": "x"})));
+    assert_invalid(theirs, "there is no task with id \"b1\"");
+    let updates: Vec<String> = kept.lock().unwrap().iter().filter(|sql| sql.starts_with("UPDATE")).cloned().collect();
+    assert_eq!(updates.len(), 2, "one text for `title`, one for `title` and `done`: {updates:?}");
+    let rows = all_tasks(&mut conn);
+    let fields: Vec<(&str, &str, &str, bool, Option<&str>)> =
+        rows.iter().map(|t| (t.id.as_str(), t.owner.as_str(), t.title.as_str(), t.done, t.note.as_deref())).collect();
+    assert_eq!(
+        fields,
+        [("b1", "bob", "b", false, None), ("t1", "alice", "z", true, Some("t1")), ("t2", "alice", "z", true, Some("t2"))]
+    );
+}

@@ -4,9 +4,11 @@
 //! Kept, a statement is looked up by its text, so a wrong one is never
 //! reused; what must be bounded is how many texts a connection keeps:
 //! [`KeptSets`] keeps the first few shapes of each model's statement, and
-//! the rest are compiled at each execution as before. (An `UPDATE` cannot
-//! be kept this way: Diesel executes it through a reference, whose check
-//! walks the statement, and an update's walk says "never keep".)
+//! the rest are compiled at each execution as before. An `UPDATE` cannot
+//! be kept by wrapping Diesel's: Diesel executes it through a reference,
+//! whose check walks the statement, and an update's walk says "never
+//! keep". [`KeptUpdate`] is the same `UPDATE`, written out here, whose walk
+//! says "never keep" only when it is not to be kept.
 
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
@@ -51,6 +53,56 @@ impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Kept<Q> {
 }
 
 impl<Q, Conn> diesel::RunQueryDsl<Conn> for Kept<Q> {}
+
+/// `UPDATE <table> SET <set> WHERE <filter>`, kept prepared by its text
+/// when `keep`: the text depends on which fields `set` holds (an update
+/// sets only the fields its diff holds), so the caller keeps the first
+/// shapes of it with [`KeptSets`]. `set` must not be empty (no field to
+/// set is no `UPDATE`).
+pub struct KeptUpdate<F, V, W> {
+    from: F,
+    set: V,
+    filter: W,
+    keep: bool,
+}
+
+impl<F, V, W> KeptUpdate<F, V, W> {
+    /// The `UPDATE` of `table` setting `set` (a changeset: `AsChangeset`'s
+    /// value) where `filter` holds.
+    pub fn new<T>(table: T, set: V, filter: W, keep: bool) -> Self
+    where
+        T: diesel::QuerySource<FromClause = F>,
+    {
+        KeptUpdate { from: table.from_clause(), set, filter, keep }
+    }
+}
+
+impl<F, V, W, DB> QueryFragment<DB> for KeptUpdate<F, V, W>
+where
+    DB: Backend,
+    F: QueryFragment<DB>,
+    V: QueryFragment<DB>,
+    W: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if !self.keep {
+            out.unsafe_to_cache_prepared();
+        }
+        out.push_sql("UPDATE ");
+        self.from.walk_ast(out.reborrow())?;
+        out.push_sql(" SET ");
+        self.set.walk_ast(out.reborrow())?;
+        out.push_sql(" WHERE ");
+        self.filter.walk_ast(out.reborrow())
+    }
+}
+
+impl<F, V, W> QueryId for KeptUpdate<F, V, W> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<F, V, W, Conn> diesel::RunQueryDsl<Conn> for KeptUpdate<F, V, W> {}
 
 /// The shapes of one model's statement whose text is kept: the first
 /// [`KEPT_SHAPES`] seen (a shape is a number: the length of an id list).
