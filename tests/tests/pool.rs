@@ -28,6 +28,23 @@ fn sqlite_is_durable_by_default_and_normal_only_when_asked() {
     assert_eq!(synchronous(&mut typo.get().expect("connection")), 2, "an unknown level is the safe one");
 }
 
+#[derive(QueryableByName)]
+struct TempStore {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    temp_store: i32,
+}
+
+/// A savepoint's journal (each write of a group commit has one) stays in
+/// memory instead of spilling to a file of its own inside the write.
+#[test]
+fn sqlite_keeps_its_temporary_files_in_memory() {
+    let Some(db) = dbs::fresh(Backend::Sqlite) else { return };
+    let pool = db::pool::<DbConnection>(&db.url).expect("pool");
+    let mut conn = pool.get().expect("connection");
+    let store: TempStore = diesel::sql_query("PRAGMA temp_store").get_result(&mut *conn).expect("pragma");
+    assert_eq!(store.temp_store, 2, "temp_store=MEMORY");
+}
+
 /// Whether `conn` is the connection marked by [`mark`]: a temporary table
 /// lives as long as its connection.
 fn marked(conn: &mut DbConnection) -> bool {

@@ -59,9 +59,14 @@ impl<C> Manager<C> {
             _ => "FULL".to_owned(),
         };
         // The busy timeout first: switching to WAL takes a lock, which
-        // another connection may hold while this one opens.
+        // another connection may hold while this one opens. Temporary
+        // files in memory: a savepoint's journal (each write of a group
+        // commit has one) otherwise goes to a file of its own past 64 KiB,
+        // which is created, written and deleted inside the write. It holds
+        // nothing needed after a crash (the WAL does).
         let pragmas = format!(
-            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;",
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; \
+             PRAGMA temp_store = MEMORY;",
             settings.sqlite_busy_timeout.as_millis()
         );
         Manager { url: url.into(), pragmas, _conn: PhantomData }
