@@ -133,6 +133,41 @@ fn a_write_queued_behind_another_joins_its_transaction_and_both_return_once_comm
     assert_eq!((stats.groups, stats.writes), (1, 2), "one COMMIT for both writes");
 }
 
+/// Whether `conn` has the temporary table `name` (one lives as long as its
+/// connection: a mark of the connection).
+fn has(conn: &mut DbConnection, name: &str) -> bool {
+    diesel::sql_query(format!("SELECT 1 FROM {name}")).execute(conn).is_ok()
+}
+
+/// Every group runs on the writer (the spare), whose page cache the other
+/// connections' writes do not empty, and each write leaves with its own
+/// connection.
+#[test]
+fn every_group_runs_on_the_writer_and_each_write_leaves_with_its_own_connection() {
+    let db = sqlite();
+    let mut own = db.pool.get().expect("connection");
+    diesel::sql_query("CREATE TEMP TABLE mine (x INTEGER)").execute(&mut *own).expect("mark");
+    db.store
+        .transaction(&mut *own, |c| {
+            assert!(!has(c, "mine"), "the write runs on the writer, not on the connection it brought");
+            diesel::sql_query("CREATE TEMP TABLE writer (x INTEGER)").execute(c).map_err(SyncError::database)?;
+            insert(c, "a")
+        })
+        .expect("a write");
+    assert!(has(&mut own, "mine") && !has(&mut own, "writer"), "the write left with its own connection");
+    let mut other = db.pool.get().expect("another connection");
+    let on_writer = db.store.transaction(&mut *other, |c| Ok::<_, SyncError>(has(c, "writer"))).expect("a write");
+    assert!(on_writer, "the next group runs on the writer too");
+    assert!(!has(&mut other, "writer"));
+    // Both writes of a group run on it.
+    let on: Write = Box::new(|c| insert(c, "b").map(|()| vec![has(c, "writer").to_string()]));
+    let also: Write = Box::new(|c| insert(c, "c").map(|()| vec![has(c, "writer").to_string()]));
+    for result in chained(&db.pool, &db.store, vec![on, also], &quiet) {
+        assert_eq!(result.expect("no panic").expect("a write"), ["true"]);
+    }
+    assert_eq!(committed(&db.db), ["a", "b", "c"]);
+}
+
 #[test]
 fn a_failing_write_in_a_group_is_rolled_back_alone() {
     let db = sqlite();

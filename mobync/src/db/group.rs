@@ -13,10 +13,14 @@
 //! write before it in the group wrote anything; else its error holds only
 //! if the group commits, and it is 503 if the group does not.)
 //!
-//! A group runs on one connection, the one its first write began it on. A
-//! write that joins exchanges its connection for the group's, and leaves
-//! with another connection of the same database: the spare the store was
-//! given, or the one the write before it brought.
+//! Every group runs on one connection, the writer: the spare the store was
+//! given, which stays in the store between groups. Each write exchanges
+//! its own connection for the writer for as long as it runs, and leaves
+//! with its own again. The writer's page cache stays warm, where the
+//! connections of the pool find theirs emptied by the writes of others.
+//! (If the writer is lost with its group, the write that ended the group
+//! leaves with it, for its pool to drop, and the writer from then on is
+//! the connection that write brought.)
 
 use super::LogConnection;
 use crate::error::{DbFault, SyncError};
@@ -59,8 +63,8 @@ pub(crate) struct Group<C> {
 }
 
 struct State<C> {
-    /// While a group is open between two of its writes, its connection (in
-    /// its transaction); else an idle connection of the database.
+    /// While no write runs, the writer (in the open group's transaction,
+    /// if one is open); while a write runs, that write's own connection.
     slot: Kept<C>,
     /// The open group's outcome: `Some` while a group is open.
     open: Option<Outcome>,
@@ -90,8 +94,9 @@ impl<C: LogConnection> Group<C> {
     }
 
     /// Runs `f` in a savepoint of the open group, or of a group it begins;
-    /// returns once the group ended (see the module's doc). `conn` may hold
-    /// another connection of the database afterwards.
+    /// returns once the group ended (see the module's doc). `conn` holds
+    /// its own connection again afterwards, unless the writer was lost:
+    /// then it may hold the lost writer, marked for its pool to drop.
     pub(crate) fn write<T, E: From<SyncError>>(&self, conn: &mut C, f: impl FnOnce(&mut C) -> Result<T, E>) -> Result<T, E> {
         if conn.depth() != Some(0) {
             return Err(E::from(SyncError::internal("a write transaction was begun inside another")));
@@ -114,8 +119,19 @@ impl<C: LogConnection> Group<C> {
                 outcome
             }
             None => {
+                // On the writer, unless it was lost: then on this write's
+                // own connection, the writer from then on.
+                let on_writer = !state.slot.broken() && state.slot.depth() == Some(0);
+                if on_writer {
+                    std::mem::swap(conn, &mut *state.slot);
+                }
                 // `BEGIN IMMEDIATE` waits for another process's write lock.
-                conn.begin(true).map_err(|e| E::from(SyncError::database_waiting(e)))?;
+                if let Err(err) = conn.begin(true) {
+                    if on_writer {
+                        std::mem::swap(conn, &mut *state.slot);
+                    }
+                    return Err(E::from(SyncError::database_waiting(err)));
+                }
                 (state.members, state.written) = (0, 0);
                 Arc::new(OnceLock::new())
             }
@@ -144,8 +160,9 @@ impl<C: LogConnection> Group<C> {
                 None => Err(E::from(SyncError::internal("a group of writes never ended"))),
             };
         }
-        // This write ends the group: it keeps the group's connection, the
-        // slot the one it brought.
+        // This write ends the group, then leaves the writer to the next
+        // group and takes its own connection back (a lost writer it keeps,
+        // for its pool to drop: the one it brought is the writer then).
         state.open = None;
         let written = state.written;
         let ended = panic::catch_unwind(AssertUnwindSafe(|| match (intact, written) {
@@ -157,6 +174,9 @@ impl<C: LogConnection> Group<C> {
         if ended.is_ok() && written > 0 {
             self.groups.fetch_add(1, Ordering::SeqCst);
             self.writes.fetch_add(written as u64, Ordering::SeqCst);
+        }
+        if ended.is_ok() && !conn.broken() && conn.depth() == Some(0) {
+            std::mem::swap(conn, &mut *state.slot);
         }
         let others = ended.clone().map_err(|err| {
             SyncError::of_fault(DbFault::Busy, format!("the writes this sync's write was grouped with failed: {}", err.message))

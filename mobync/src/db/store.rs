@@ -176,11 +176,15 @@ impl<C: LogConnection> DieselStore<C> {
     /// of the group written. A write waits for at most 63 others.
     ///
     /// `spare` is an idle connection of the database the store keeps from
-    /// now on (the fairing checks one out of its pool for good). A write
-    /// that joins a group works on the group's connection and leaves with
-    /// another connection of the same database in `conn`: every connection
-    /// this store's writes are given must be to that database, with the
-    /// same settings, as the connections of one pool are.
+    /// now on (the fairing checks one out of its pool for good): the
+    /// writer, on which every group runs, so that its page cache stays
+    /// warm. A write works on the writer and leaves with its own connection
+    /// in `conn`, except after the writer was lost (a failed `COMMIT`, a
+    /// panic): the write that ended the group then leaves with the lost
+    /// writer, marked for its pool to drop, and the connection it brought
+    /// is the writer from then on. So every connection this store's writes
+    /// are given must be to that database, with the same settings, as the
+    /// connections of one pool are.
     ///
     /// False, and group commit stays off, when `spare` is not SQLite, when
     /// the schema defers a constraint to `COMMIT` (`INITIALLY DEFERRED`: a
