@@ -29,8 +29,9 @@ impl Default for PoolSettings {
 }
 
 /// Opens connections of type `C` for a pool. SQLite connections get WAL,
-/// a busy timeout, `synchronous` as configured (`FULL` by default) and
-/// foreign keys. PostgreSQL and MySQL/MariaDB sessions get their messages'
+/// a busy timeout, `synchronous` as configured (`FULL` by default),
+/// foreign keys and temporary files in memory (`temp_store = MEMORY`).
+/// PostgreSQL and MySQL/MariaDB sessions get their messages'
 /// language pinned where the session may (see [`super::pin_messages`]);
 /// PostgreSQL sessions plan each statement for its values
 /// (`plan_cache_mode = force_custom_plan`).
