@@ -437,18 +437,23 @@ fn a_model_with_its_own_id_and_owner_columns_round_trips() {
     assert_eq!(Note::read(&mut conn, &alice, "n1").expect("read"), None);
 }
 
-#[test]
-fn the_rules_read_of_rows_is_prepared_once_for_each_length_of_list() {
+/// The SQL texts Diesel prepares and keeps on `conn` from now on.
+fn watch_kept(conn: &mut DbConnection) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
     use diesel::connection::InstrumentationEvent;
-    use std::sync::{Arc, Mutex};
-    let mut conn = db();
-    let kept = Arc::new(Mutex::new(Vec::<String>::new()));
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = kept.clone();
     conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
         if let InstrumentationEvent::CacheQuery { sql, .. } = event {
             seen.lock().unwrap().push(sql.to_string());
         }
     });
+    kept
+}
+
+#[test]
+fn the_rules_read_of_rows_is_prepared_once_for_each_length_of_list() {
+    let mut conn = db();
+    let kept = watch_kept(&mut conn);
     apply(&mut conn, "alice", &diff(OperationType::Create, sample())).expect("create");
     for title in ["a", "b", "c"] {
         apply(&mut conn, "alice", &diff(OperationType::Update, json!({"id": "t1", "title": title}))).expect("update");
@@ -462,16 +467,8 @@ fn the_rules_read_of_rows_is_prepared_once_for_each_length_of_list() {
 
 #[test]
 fn an_update_is_prepared_once_for_each_set_of_fields() {
-    use diesel::connection::InstrumentationEvent;
-    use std::sync::{Arc, Mutex};
     let mut conn = db();
-    let kept = Arc::new(Mutex::new(Vec::<String>::new()));
-    let seen = kept.clone();
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
-            seen.lock().unwrap().push(sql.to_string());
-        }
-    });
+    let kept = watch_kept(&mut conn);
     for id in ["t1", "t2"] {
         let create = json!({"id": id, "title": "buy milk", "done": false, "note": id});
         apply(&mut conn, "alice", &diff(OperationType::Create, create)).expect("create");
