@@ -121,7 +121,7 @@ impl<C: LogConnection> Group<C> {
             None => {
                 // On the writer, unless it was lost: then on this write's
                 // own connection, the writer from then on.
-                let on_writer = !state.slot.broken() && state.slot.depth() == Some(0);
+                let on_writer = idle(&mut **state.slot);
                 if on_writer {
                     std::mem::swap(conn, &mut *state.slot);
                 }
@@ -175,7 +175,7 @@ impl<C: LogConnection> Group<C> {
             self.groups.fetch_add(1, Ordering::SeqCst);
             self.writes.fetch_add(written as u64, Ordering::SeqCst);
         }
-        if ended.is_ok() && !conn.broken() && conn.depth() == Some(0) {
+        if ended.is_ok() && idle(conn) {
             std::mem::swap(conn, &mut *state.slot);
         }
         let others = ended.clone().map_err(|err| {
@@ -191,6 +191,11 @@ impl<C: LogConnection> Group<C> {
             (Err(own), Err(_), _) => Err(own),
         }
     }
+}
+
+/// Whether `conn` can be the writer: usable, and in no transaction.
+fn idle<C: LogConnection>(conn: &mut C) -> bool {
+    !conn.broken() && conn.depth() == Some(0)
 }
 
 /// Runs `f` in a savepoint: its result (or its panic), and whether the
