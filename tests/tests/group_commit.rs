@@ -35,8 +35,13 @@ struct Db {
 /// A fresh SQLite file with table `t`, mobync's tables and the test
 /// models, and a store with group commit on.
 fn sqlite() -> Db {
+    sqlite_with(&PoolSettings { max_size: 6, ..PoolSettings::default() })
+}
+
+/// [`sqlite`], its pool with `settings`.
+fn sqlite_with(settings: &PoolSettings) -> Db {
     let db = dbs::fresh(Backend::Sqlite).expect("SQLite needs no server");
-    let pool: Pool = db::pool_with(&db.url, &PoolSettings { max_size: 6, ..PoolSettings::default() }).expect("pool");
+    let pool: Pool = db::pool_with(&db.url, settings).expect("pool");
     let mut conn = pool.get().expect("connection");
     conn.batch_execute("CREATE TABLE t (id TEXT PRIMARY KEY)").expect("table t");
     models::create_tables(&mut conn);
@@ -166,6 +171,28 @@ fn every_group_runs_on_the_writer_and_each_write_leaves_with_its_own_connection(
         assert_eq!(result.expect("no panic").expect("a write"), ["true"]);
     }
     assert_eq!(committed(&db.db), ["a", "b", "c"]);
+}
+
+/// A group that cannot begin (another process holds SQLite's write lock
+/// past the busy timeout) is 503 and writes nothing; the write leaves with
+/// its own connection, and the writer stays the store's.
+#[test]
+fn a_group_that_cannot_begin_is_unavailable_and_leaves_the_writer_in_place() {
+    let db = sqlite_with(&PoolSettings { max_size: 6, sqlite_busy_timeout: Duration::from_millis(50), ..PoolSettings::default() });
+    let mut own = db.pool.get().expect("connection");
+    diesel::sql_query("CREATE TEMP TABLE mine (x INTEGER)").execute(&mut *own).expect("mark");
+    let mark_writer = |c: &mut DbConnection| diesel::sql_query("CREATE TEMP TABLE writer (x INTEGER)").execute(c).map(drop);
+    db.store.transaction(&mut *own, |c| mark_writer(c).map_err(SyncError::database)).expect("a write");
+    let mut other_process = dbs::connect(&db.db);
+    other_process.batch_execute("BEGIN IMMEDIATE").expect("the write lock");
+    let err = db.store.transaction(&mut *own, |c| insert(c, "a")).expect_err("the write lock is taken");
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+    assert!(has(&mut own, "mine") && !has(&mut own, "writer"), "the write left with its own connection");
+    other_process.batch_execute("ROLLBACK").expect("the lock given back");
+    assert!(committed(&db.db).is_empty(), "nothing written");
+    let on_writer = db.store.transaction(&mut *own, |c| insert(c, "b").map(|()| has(c, "writer"))).expect("a write");
+    assert!(on_writer, "the next group runs on the writer");
+    assert_eq!(committed(&db.db), ["b"]);
 }
 
 #[test]
