@@ -258,9 +258,12 @@ impl<'s, 'a> Model<'s, 'a> {
             }
 
             /// The row a create inserts: no skipped column, so that the
-            /// database's default applies.
+            /// database's default applies. A `None` is the `null` the
+            /// create sent, not the column's default; and with no value
+            /// that could be `DEFAULT`, Diesel writes a batch as one
+            /// multi-row INSERT on SQLite too (else one INSERT a row).
             #[derive(#private::diesel::Insertable)]
-            #[diesel(table_name = #table)]
+            #[diesel(table_name = #table, treat_none_as_default_value = false)]
             struct __MobyncNew {
                 #[diesel(column_name = #id_col)]
                 __mobync_id: #id_ty,
@@ -373,6 +376,8 @@ impl<'s, 'a> Model<'s, 'a> {
             quote!(#private::diesel::insert_into(#table::table).values(rows).execute(conn))
         };
         let validate_all = self.validate_all(conn);
+        // The id, the owner and every synced field: `__MobyncNew`'s columns.
+        let columns = 2 + self.data().len();
 
         quote! {
             #[automatically_derived]
@@ -425,7 +430,8 @@ impl<'s, 'a> Model<'s, 'a> {
                         #traits
                         #insert_rows
                     }
-                    for (chunk, creates) in rows.chunks(#private::INSERT_CHUNK).zip(diffs.chunks(#private::INSERT_CHUNK)) {
+                    const CHUNK: usize = #private::insert_chunk(#columns);
+                    for (chunk, creates) in rows.chunks(CHUNK).zip(diffs.chunks(CHUNK)) {
                         // A unique value of another column, or another
                         // owner's create of an id that won the race.
                         if let ::core::result::Result::Err(err) = insert(conn, chunk) {

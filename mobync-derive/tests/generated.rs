@@ -243,6 +243,52 @@ fn a_create_may_leave_out_nothing_but_a_nullable_field_may_be_null() {
 }
 
 #[test]
+fn a_null_in_a_create_is_stored_as_null_not_as_the_column_default() {
+    let mut conn = DbConnection::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("sqlite"));
+    diesel::sql_query(
+        "CREATE TABLE tasks (id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, title TEXT NOT NULL, \
+         done BOOLEAN NOT NULL, note TEXT DEFAULT 'none', views INTEGER NOT NULL DEFAULT 7)",
+    )
+    .execute(&mut conn)
+    .expect("create table");
+    let one = Diff::new("d1", OperationType::Create, "task", json!({"id": "t1", "title": "a", "done": false, "note": null}));
+    let two = Diff::new("d2", OperationType::Create, "task", json!({"id": "t2", "title": "b", "done": false, "note": null}));
+    Task::create(&mut conn, &"alice".to_owned(), &one).expect("create");
+    Task::create_all(&mut conn, &"alice".to_owned(), &[&two]).expect("create_all");
+    // What the device holds: `null`, not a value it never saw. The skipped
+    // column still takes its default.
+    let stored: Vec<(Option<String>, i32)> = all_tasks(&mut conn).into_iter().map(|t| (t.note, t.views)).collect();
+    assert_eq!(stored, [(None, 7), (None, 7)]);
+}
+
+#[test]
+fn a_run_of_creates_is_one_multi_row_insert_on_sqlite() {
+    use diesel::connection::InstrumentationEvent;
+    let mut conn = db();
+    let ran = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = ran.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            seen.lock().unwrap().push(query.to_string());
+        }
+    });
+    let creates: Vec<Diff> = (0..5)
+        .map(|n| {
+            let note = if n % 2 == 0 { json!(null) } else { json!(format!("n{n}")) };
+            Diff::new(format!("d{n}"), OperationType::Create, "task", json!({"id": format!("t{n}"), "title": "x", "done": false, "note": note}))
+        })
+        .collect();
+    let refs: Vec<&Diff> = creates.iter().collect();
+    Task::create_all(&mut conn, &"alice".to_owned(), &refs).expect("create_all");
+    let ran = ran.lock().unwrap().clone();
+    // One statement for the five rows, not one INSERT a row in a savepoint.
+    assert_eq!(ran.iter().filter(|sql| sql.starts_with("INSERT")).count(), 1, "{ran:?}");
+    assert!(!ran.iter().any(|sql| sql.contains("SAVEPOINT") || sql.starts_with("BEGIN")), "{ran:?}");
+    let notes: Vec<Option<String>> = all_tasks(&mut conn).into_iter().map(|t| t.note).collect();
+    assert_eq!(notes, [None, Some("n1".into()), None, Some("n3".into()), None]);
+}
+
+#[test]
 fn a_create_of_a_taken_id_is_an_invalid_diff_whoever_owns_it() {
     let mut conn = with_task("alice");
     let again =

@@ -429,13 +429,38 @@ macro_rules! __mobync_0_1_if_mysql {
     ($($tokens:tt)*) => {};
 }
 
-/// Rows per multi-row INSERT of generated code: far below every backend's
-/// bind limit for any reasonable number of columns.
+/// Most rows in one multi-row INSERT of generated code.
 pub const INSERT_CHUNK: usize = 500;
+
+/// Most values bound in one statement: SQLite's limit (32,766 since 3.32;
+/// PostgreSQL and MySQL take 65,535).
+const MAX_BINDS: usize = 32_766;
+
+/// Rows per multi-row INSERT of a model of `columns` columns: at most
+/// [`INSERT_CHUNK`], and never more values than one statement can bind.
+pub const fn insert_chunk(columns: usize) -> usize {
+    let fit = if columns == 0 { INSERT_CHUNK } else { MAX_BINDS / columns };
+    if fit == 0 {
+        1
+    } else if fit < INSERT_CHUNK {
+        fit
+    } else {
+        INSERT_CHUNK
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_of_inserts_never_binds_more_values_than_a_statement_takes() {
+        assert_eq!(insert_chunk(4), INSERT_CHUNK);
+        assert_eq!(insert_chunk(65), INSERT_CHUNK);
+        assert_eq!(insert_chunk(100), 327);
+        assert!(insert_chunk(100) * 100 <= MAX_BINDS);
+        assert_eq!(insert_chunk(40_000), 1);
+    }
 
     #[test]
     fn a_row_id_in_another_form_than_its_own_text_is_refused_as_not_canonical() {
