@@ -275,6 +275,40 @@ impl<'s, 'a> Model<'s, 'a> {
                 )*
             }
 
+            /// The same row as a multi-row INSERT kept prepared writes it.
+            impl<__DB> #private::InsertRow<__DB> for __MobyncNew
+            where
+                __DB: #private::diesel::backend::Backend
+                    + #private::diesel::sql_types::HasSqlType<#private::diesel::dsl::SqlTypeOf<#table::#id_col>>
+                    + #private::diesel::sql_types::HasSqlType<#private::diesel::dsl::SqlTypeOf<#table::#owner_col>>
+                    #( + #private::diesel::sql_types::HasSqlType<#private::diesel::dsl::SqlTypeOf<#table::#data_col>> )*,
+                #id_ty: #private::diesel::serialize::ToSql<#private::diesel::dsl::SqlTypeOf<#table::#id_col>, __DB>,
+                #owner_ty: #private::diesel::serialize::ToSql<#private::diesel::dsl::SqlTypeOf<#table::#owner_col>, __DB>,
+                #( #data_ty: #private::diesel::serialize::ToSql<#private::diesel::dsl::SqlTypeOf<#table::#data_col>, __DB>, )*
+            {
+                fn columns(mut out: #private::diesel::query_builder::AstPass<'_, '_, __DB>) -> #private::diesel::QueryResult<()> {
+                    out.push_identifier(<#table::#id_col as #private::diesel::Column>::NAME)?;
+                    out.push_sql(", ");
+                    out.push_identifier(<#table::#owner_col as #private::diesel::Column>::NAME)?;
+                    #(
+                        out.push_sql(", ");
+                        out.push_identifier(<#table::#data_col as #private::diesel::Column>::NAME)?;
+                    )*
+                    ::core::result::Result::Ok(())
+                }
+
+                fn values<'__b>(&'__b self, mut out: #private::diesel::query_builder::AstPass<'_, '__b, __DB>) -> #private::diesel::QueryResult<()> {
+                    out.push_bind_param::<#private::diesel::dsl::SqlTypeOf<#table::#id_col>, #id_ty>(&self.__mobync_id)?;
+                    out.push_sql(", ");
+                    out.push_bind_param::<#private::diesel::dsl::SqlTypeOf<#table::#owner_col>, #owner_ty>(&self.__mobync_owner)?;
+                    #(
+                        out.push_sql(", ");
+                        out.push_bind_param::<#private::diesel::dsl::SqlTypeOf<#table::#data_col>, #data_ty>(&self.#data)?;
+                    )*
+                    ::core::result::Result::Ok(())
+                }
+            }
+
             #( #rule_consts )*
 
             fn __mobync_id(diff: &::mobync::protocol::Diff) -> ::core::result::Result<#id_ty, ::mobync::error::SyncError> {
@@ -370,10 +404,12 @@ impl<'s, 'a> Model<'s, 'a> {
                 .filter(#table::#id_col.eq(&row_id))
                 .filter(#table::#owner_col.eq(owner))
         };
+        // Kept prepared for the first lengths of run seen.
+        let kept_insert = quote!(#private::KeptInsert::new(#table::table, rows, KEPT.keeps(rows.len() as u64)));
         let insert_rows = if is_db_connection(conn) {
-            quote!(#private::on_backend!(conn, c => #private::diesel::insert_into(#table::table).values(rows).execute(c)))
+            quote!(#private::on_backend!(conn, c => #kept_insert.execute(c)))
         } else {
-            quote!(#private::diesel::insert_into(#table::table).values(rows).execute(conn))
+            quote!(#kept_insert.execute(conn))
         };
         let validate_all = self.validate_all(conn);
         // The id, the owner and every synced field: `__MobyncNew`'s columns.
@@ -428,6 +464,7 @@ impl<'s, 'a> Model<'s, 'a> {
                     // the value, or each row of the chunk is tried alone).
                     fn insert(conn: &mut #conn, rows: &[__MobyncNew]) -> #private::diesel::QueryResult<usize> {
                         #traits
+                        static KEPT: #private::KeptSets = #private::KeptSets::new();
                         #insert_rows
                     }
                     const CHUNK: usize = #private::insert_chunk(#columns);

@@ -262,30 +262,38 @@ fn a_null_in_a_create_is_stored_as_null_not_as_the_column_default() {
 }
 
 #[test]
-fn a_run_of_creates_is_one_multi_row_insert_on_sqlite() {
+fn a_run_of_creates_is_one_multi_row_insert_kept_prepared_for_each_length() {
     use diesel::connection::InstrumentationEvent;
     let mut conn = db();
-    let ran = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = ran.clone();
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if let InstrumentationEvent::StartQuery { query, .. } = event {
-            seen.lock().unwrap().push(query.to_string());
-        }
+    let (ran, kept) = (std::sync::Arc::new(std::sync::Mutex::new(Vec::new())), std::sync::Arc::new(std::sync::Mutex::new(Vec::new())));
+    let (seen_ran, seen_kept) = (ran.clone(), kept.clone());
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
+        InstrumentationEvent::StartQuery { query, .. } => seen_ran.lock().unwrap().push(query.to_string()),
+        InstrumentationEvent::CacheQuery { sql, .. } => seen_kept.lock().unwrap().push(sql.to_string()),
+        _ => {}
     });
-    let creates: Vec<Diff> = (0..5)
+    let creates: Vec<Diff> = (0..13)
         .map(|n| {
             let note = if n % 2 == 0 { json!(null) } else { json!(format!("n{n}")) };
-            Diff::new(format!("d{n}"), OperationType::Create, "task", json!({"id": format!("t{n}"), "title": "x", "done": false, "note": note}))
+            Diff::new(format!("d{n}"), OperationType::Create, "task", json!({"id": format!("t{n:02}"), "title": "x", "done": false, "note": note}))
         })
         .collect();
     let refs: Vec<&Diff> = creates.iter().collect();
-    Task::create_all(&mut conn, &"alice".to_owned(), &refs).expect("create_all");
+    // Runs of 5, 5 and 3 creates.
+    for run in refs.chunks(5) {
+        Task::create_all(&mut conn, &"alice".to_owned(), run).expect("create_all");
+    }
     let ran = ran.lock().unwrap().clone();
-    // One statement for the five rows, not one INSERT a row in a savepoint.
-    assert_eq!(ran.iter().filter(|sql| sql.starts_with("INSERT")).count(), 1, "{ran:?}");
+    // One statement for each run, not one INSERT a row in a savepoint.
+    assert_eq!(ran.iter().filter(|sql| sql.starts_with("INSERT")).count(), 3, "{ran:?}");
     assert!(!ran.iter().any(|sql| sql.contains("SAVEPOINT") || sql.starts_with("BEGIN")), "{ran:?}");
-    let notes: Vec<Option<String>> = all_tasks(&mut conn).into_iter().map(|t| t.note).collect();
-    assert_eq!(notes, [None, Some("n1".into()), None, Some("n3".into()), None]);
+    // Prepared once for 5 rows and once for 3.
+    let inserts: Vec<String> = kept.lock().unwrap().iter().filter(|sql| sql.starts_with("INSERT")).cloned().collect();
+    assert_eq!(inserts.len(), 2, "{inserts:?}");
+    assert_eq!(inserts.iter().map(|sql| sql.matches("), (").count() + 1).collect::<Vec<_>>(), [5, 3], "{inserts:?}");
+    let stored: Vec<(String, Option<String>)> = all_tasks(&mut conn).into_iter().map(|t| (t.id, t.note)).collect();
+    let sent: Vec<(String, Option<String>)> = (0..13).map(|n| (format!("t{n:02}"), (n % 2 == 1).then(|| format!("n{n}")))).collect();
+    assert_eq!(stored, sent);
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! be kept by wrapping Diesel's: Diesel executes it through a reference,
 //! whose check walks the statement, and an update's walk says "never
 //! keep". [`KeptUpdate`] is the same `UPDATE`, written out here, whose walk
-//! says "never keep" only when it is not to be kept.
+//! says "never keep" only when it is not to be kept; [`KeptInsert`] the
+//! same for a multi-row INSERT, whose text depends on its number of rows.
 
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
@@ -103,6 +104,72 @@ impl<F, V, W> QueryId for KeptUpdate<F, V, W> {
 }
 
 impl<F, V, W, Conn> diesel::RunQueryDsl<Conn> for KeptUpdate<F, V, W> {}
+
+/// A row of a [`KeptInsert`]: its columns, and its values as binds in
+/// the same order. `#[derive(Syncable)]` implements it for the row a
+/// create inserts.
+pub trait InsertRow<DB: Backend> {
+    /// Pushes `"a", "b", …`: the quoted names of the row's columns.
+    fn columns(out: AstPass<'_, '_, DB>) -> QueryResult<()>;
+    /// Pushes one bind a column, in the order of [`columns`](InsertRow::columns).
+    fn values<'b>(&'b self, out: AstPass<'_, 'b, DB>) -> QueryResult<()>;
+}
+
+/// `INSERT INTO <table> (<columns>) VALUES (…), (…)` of `rows`, kept
+/// prepared by its text when `keep`: Diesel's own multi-row INSERT (of a
+/// slice) is compiled at every execution, and on PostgreSQL prepared in a
+/// round trip of its own. The text depends on the number of rows, so the
+/// caller keeps the first lengths with [`KeptSets`]. `rows` must not be
+/// empty; each binds every column (no `DEFAULT`).
+pub struct KeptInsert<'a, F, R> {
+    into: F,
+    rows: &'a [R],
+    keep: bool,
+}
+
+impl<'a, F, R> KeptInsert<'a, F, R> {
+    /// The INSERT of `rows` into `table`.
+    pub fn new<T>(table: T, rows: &'a [R], keep: bool) -> Self
+    where
+        T: diesel::QuerySource<FromClause = F>,
+    {
+        KeptInsert { into: table.from_clause(), rows, keep }
+    }
+}
+
+impl<F, R, DB> QueryFragment<DB> for KeptInsert<'_, F, R>
+where
+    DB: Backend,
+    F: QueryFragment<DB>,
+    R: InsertRow<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if !self.keep {
+            out.unsafe_to_cache_prepared();
+        }
+        if self.rows.is_empty() {
+            return Err(diesel::result::Error::QueryBuilderError("an INSERT of no row".into()));
+        }
+        out.push_sql("INSERT INTO ");
+        self.into.walk_ast(out.reborrow())?;
+        out.push_sql(" (");
+        R::columns(out.reborrow())?;
+        out.push_sql(") VALUES ");
+        for (at, row) in self.rows.iter().enumerate() {
+            out.push_sql(if at == 0 { "(" } else { ", (" });
+            row.values(out.reborrow())?;
+            out.push_sql(")");
+        }
+        Ok(())
+    }
+}
+
+impl<F, R> QueryId for KeptInsert<'_, F, R> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<F, R, Conn> diesel::RunQueryDsl<Conn> for KeptInsert<'_, F, R> {}
 
 /// The shapes of one model's statement whose text is kept: the first
 /// [`KEPT_SHAPES`] seen (a shape is a number: the length of an id list).

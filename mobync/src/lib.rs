@@ -32,7 +32,7 @@ mod kept;
 #[doc(hidden)]
 pub mod __private_0_1 {
     pub use crate::derive_support::*;
-    pub use crate::kept::{Kept, KeptSets, KeptUpdate};
+    pub use crate::kept::{InsertRow, Kept, KeptInsert, KeptSets, KeptUpdate};
     pub use crate::{
         __mobync_0_1_if_mysql as if_mysql, __mobync_0_1_if_postgres as if_postgres,
         __mobync_0_1_if_sqlite as if_sqlite, __mobync_0_1_on_backend as on_backend,
