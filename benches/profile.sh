@@ -12,7 +12,10 @@
 #   2. the hottest symbols of the todo process (self time),
 #   3. the hottest symbols of the todo process including callees (children),
 #   4. the hottest symbols of the postgres backends (postgres only).
-# Needs perf (perf_event_paranoid <= 1, or root). NO_BUILD=1 skips the build.
+# Needs perf (perf_event_paranoid <= 1, or root). NO_BUILD=1 skips the build;
+# TODO_BIN=<path> profiles that todo binary (an earlier build) instead. The
+# samples stay in <the printed directory>/perf.data: benches/serial-write.py
+# splits the serial write of a SQLite profile by part.
 # PG_ADMIN (default postgres://postgres@127.0.0.1:5432/postgres) may carry a
 # query, e.g. ?sslmode=disable, which the server's DATABASE_URL keeps.
 set -euo pipefail
@@ -52,7 +55,7 @@ case "$backend" in
 esac
 
 DATABASE_URL="$url" ROCKET_PORT="$port" ROCKET_ADDRESS=127.0.0.1 ROCKET_LOG_LEVEL=critical \
-    "$bin/todo" >/dev/null 2>"$out/todo.stderr" &
+    "${TODO_BIN:-$bin/todo}" >/dev/null 2>"$out/todo.stderr" &
 pid=$!
 "$bin/load" --url "http://127.0.0.1:$port" --label "todo-$backend-$changes" --server-pid "$pid" \
     --changes "$changes" --rounds 1000000 --duration "$((secs + 5))" >"$out/load.txt" 2>&1 &

@@ -40,8 +40,8 @@ pub trait Syncable<C>: SyncModel {
     fn read(conn: &mut C, owner: &Self::Owner, id: &str) -> Result<Option<JsonObject>, SyncError>;
     /// Inserts the row of a create diff, owned by `owner`.
     fn create(conn: &mut C, owner: &Self::Owner, diff: &Diff) -> Result<(), SyncError>;
-    /// Inserts the rows of several create diffs of this model: one query
-    /// for the ids already taken, then multi-row INSERTs.
+    /// Inserts the rows of several create diffs of this model in multi-row
+    /// INSERTs (a taken id is found from the key's unique violation).
     fn create_all(conn: &mut C, owner: &Self::Owner, diffs: &[&Diff]) -> Result<(), SyncError>;
     /// Sets only the fields present in an update diff on `owner`'s row.
     fn update(conn: &mut C, owner: &Self::Owner, diff: &Diff) -> Result<(), SyncError>;

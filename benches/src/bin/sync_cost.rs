@@ -23,7 +23,7 @@ each N syncs a device's N new `task` creates in one request, --runs times
 (after --warmup untimed ones), timing the HTTP exchange (request sent to
 answer read; the JSON is built before and parsed after). Interleaved with
 each run, the floors on a second fresh database of the same backend:
-  rows      the N task rows, one Diesel batch INSERT, one transaction
+  rows      the N task rows, one Diesel multi-row INSERT, one transaction
   rows+log  the same, plus N rows in mobync's diff log and the clock UPDATE
             (what a sync must write at least)
 Prints the medians and the ratios.
@@ -48,6 +48,13 @@ fn floor(conn: &mut DbConnection, what: Floor, owner: &str, clock: i64, rows: &[
         .iter()
         .map(|r| serde_json::json!({"id": r.id, "title": r.title, "done": r.done}).to_string())
         .collect();
+    // Tuples of `column.eq(value)`: one multi-row INSERT on every backend
+    // (the model's own Insertable, whose values may be `DEFAULT`, is one
+    // INSERT a row on SQLite: no floor).
+    let row_values: Vec<_> = rows
+        .iter()
+        .map(|r| (tasks::id.eq(&r.id), tasks::owner.eq(&r.owner), tasks::title.eq(&r.title), tasks::done.eq(r.done)))
+        .collect();
     let ts = now_ms();
     let log: Vec<_> = rows
         .iter()
@@ -69,7 +76,7 @@ fn floor(conn: &mut DbConnection, what: Floor, owner: &str, clock: i64, rows: &[
     macro_rules! body {
         ($c:ident) => {
             |$c| -> QueryResult<()> {
-                diesel::insert_into(tasks::table).values(rows).execute($c)?;
+                diesel::insert_into(tasks::table).values(&row_values).execute($c)?;
                 if what == Floor::RowsAndLog {
                     diesel::insert_into(diffs::table).values(&log).execute($c)?;
                     diesel::update(diffs_clocks::table.filter(diffs_clocks::owner.eq(owner)))
