@@ -35,6 +35,8 @@ options:
   --server-pid PID      report that process's CPU time per sync
   --seed N              workload seed                                1
   --json                also print the result as one JSON line
+  --slowest N           also print the N slowest ok syncs: when each
+                        began (seconds into the run), on which device    0
 ";
 
 /// CPU seconds (user + system) of a process, from /proc.
@@ -50,6 +52,8 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 
 struct Sample {
     latency: Duration,
+    /// When the sync began, from the measured run's start.
+    at: Duration,
     class: String,
     up: usize,
     down: usize,
@@ -69,7 +73,7 @@ fn main() {
         USAGE,
         &[
             "url", "owners", "devices", "changes", "update-ratio", "rounds", "duration", "warmup", "sync-path", "label",
-            "server-pid", "seed", "json",
+            "server-pid", "seed", "json", "slowest",
         ],
     );
     let Some(base) = args.opt::<String>("url") else {
@@ -108,11 +112,16 @@ fn main() {
     // `warmed`: every device has finished its warm-up; `go`: the start is set.
     let warmed = Arc::new(Barrier::new(devices + 1));
     let go = Arc::new(Barrier::new(devices + 1));
+    // `finished`: every device is done measuring. A device frees its state
+    // (its rows, its connection) only then: freeing a device's copy of a long
+    // history took CPU from this process's devices still in their last sync,
+    // and their answers were read up to a second late (§13 of BENCHMARKS.md).
+    let finished = Arc::new(Barrier::new(devices));
     let start_cell: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let handles: Vec<_> = (0..devices)
         .map(|i| {
             let token = tokens[i % owners].clone();
-            let (warmed, go, start_cell) = (warmed.clone(), go.clone(), start_cell.clone());
+            let (warmed, go, finished, start_cell) = (warmed.clone(), go.clone(), finished.clone(), start_cell.clone());
             let (sync_url, tag) = (sync_url.clone(), tag.clone());
             std::thread::Builder::new()
                 .name(format!("device-{i}"))
@@ -147,6 +156,7 @@ fn main() {
                             break;
                         }
                         wl.changes(changes, update_ratio);
+                        let at = start.elapsed();
                         let result = wl.sync(&agent, &sync_url);
                         let class = result.outcome.class();
                         if run.first_errors.len() < 3 {
@@ -158,10 +168,11 @@ fn main() {
                                 }
                             }
                         }
-                        run.samples.push(Sample { latency: result.latency, class, up: result.up, down: result.down });
+                        run.samples.push(Sample { latency: result.latency, at, class, up: result.up, down: result.down });
                         run.rounds += 1;
                     }
                     run.end = Instant::now();
+                    finished.wait();
                     run
                 })
                 .expect("spawn a device thread")
@@ -234,6 +245,15 @@ fn main() {
     }
     for e in runs.iter().flat_map(|r| &r.first_errors).take(5) {
         eprintln!("  error: {e}");
+    }
+    let slowest: usize = args.get("slowest", 0);
+    if slowest > 0 {
+        let mut ok_syncs: Vec<(usize, &Sample)> =
+            runs.iter().enumerate().flat_map(|(device, r)| r.samples.iter().map(move |s| (device, s))).filter(|(_, s)| s.class == "ok").collect();
+        ok_syncs.sort_by(|a, b| b.1.latency.cmp(&a.1.latency));
+        for (device, s) in ok_syncs.into_iter().take(slowest) {
+            println!("  slow: {:.1} ms, began at {:.3} s, device {device}", ms(s.latency), s.at.as_secs_f64());
+        }
     }
     if args.flag("json") {
         let line = serde_json::json!({
