@@ -155,6 +155,14 @@ impl<'s, 'a> Model<'s, 'a> {
         let data: Vec<&Ident> = self.data().iter().map(|f| f.ident).collect();
         let data_ty: Vec<_> = self.data().iter().map(|f| f.ty).collect();
         let data_col: Vec<Ident> = self.data().iter().map(|f| f.column()).collect();
+        // The row a create inserts, column by column: the id, the owner,
+        // then every synced field (its field, type and column).
+        let row_field: Vec<Ident> =
+            [format_ident!("__mobync_id"), format_ident!("__mobync_owner")].into_iter().chain(data.iter().map(|&d| d.clone())).collect();
+        let row_ty: Vec<_> = [id_ty, owner_ty].into_iter().chain(data_ty.iter().copied()).collect();
+        let row_col: Vec<&Ident> = [&id_col, &owner_col].into_iter().chain(&data_col).collect();
+        let row_sep: Vec<TokenStream> =
+            (0..row_col.len()).map(|at| if at == 0 { quote!() } else { quote!(out.push_sql(", ");) }).collect();
         let wire: Vec<String> = self.data().iter().map(|f| f.wire_name()).collect();
         let de_field: Vec<Ident> = self.data().iter().map(|f| format_ident!("__mobync_de_{}", f.name())).collect();
         let de_patch: Vec<Ident> = self.data().iter().map(|f| format_ident!("__mobync_some_{}", f.name())).collect();
@@ -265,13 +273,9 @@ impl<'s, 'a> Model<'s, 'a> {
             #[derive(#private::diesel::Insertable)]
             #[diesel(table_name = #table, treat_none_as_default_value = false)]
             struct __MobyncNew {
-                #[diesel(column_name = #id_col)]
-                __mobync_id: #id_ty,
-                #[diesel(column_name = #owner_col)]
-                __mobync_owner: #owner_ty,
                 #(
-                    #[diesel(column_name = #data_col)]
-                    #data: #data_ty,
+                    #[diesel(column_name = #row_col)]
+                    #row_field: #row_ty,
                 )*
             }
 
@@ -279,31 +283,21 @@ impl<'s, 'a> Model<'s, 'a> {
             impl<__DB> #private::InsertRow<__DB> for __MobyncNew
             where
                 __DB: #private::diesel::backend::Backend
-                    + #private::diesel::sql_types::HasSqlType<#private::diesel::dsl::SqlTypeOf<#table::#id_col>>
-                    + #private::diesel::sql_types::HasSqlType<#private::diesel::dsl::SqlTypeOf<#table::#owner_col>>
-                    #( + #private::diesel::sql_types::HasSqlType<#private::diesel::dsl::SqlTypeOf<#table::#data_col>> )*,
-                #id_ty: #private::diesel::serialize::ToSql<#private::diesel::dsl::SqlTypeOf<#table::#id_col>, __DB>,
-                #owner_ty: #private::diesel::serialize::ToSql<#private::diesel::dsl::SqlTypeOf<#table::#owner_col>, __DB>,
-                #( #data_ty: #private::diesel::serialize::ToSql<#private::diesel::dsl::SqlTypeOf<#table::#data_col>, __DB>, )*
+                    #( + #private::diesel::sql_types::HasSqlType<#private::diesel::dsl::SqlTypeOf<#table::#row_col>> )*,
+                #( #row_ty: #private::diesel::serialize::ToSql<#private::diesel::dsl::SqlTypeOf<#table::#row_col>, __DB>, )*
             {
                 fn columns(mut out: #private::diesel::query_builder::AstPass<'_, '_, __DB>) -> #private::diesel::QueryResult<()> {
-                    out.push_identifier(<#table::#id_col as #private::diesel::Column>::NAME)?;
-                    out.push_sql(", ");
-                    out.push_identifier(<#table::#owner_col as #private::diesel::Column>::NAME)?;
                     #(
-                        out.push_sql(", ");
-                        out.push_identifier(<#table::#data_col as #private::diesel::Column>::NAME)?;
+                        #row_sep
+                        out.push_identifier(<#table::#row_col as #private::diesel::Column>::NAME)?;
                     )*
                     ::core::result::Result::Ok(())
                 }
 
                 fn values<'__b>(&'__b self, mut out: #private::diesel::query_builder::AstPass<'_, '__b, __DB>) -> #private::diesel::QueryResult<()> {
-                    out.push_bind_param::<#private::diesel::dsl::SqlTypeOf<#table::#id_col>, #id_ty>(&self.__mobync_id)?;
-                    out.push_sql(", ");
-                    out.push_bind_param::<#private::diesel::dsl::SqlTypeOf<#table::#owner_col>, #owner_ty>(&self.__mobync_owner)?;
                     #(
-                        out.push_sql(", ");
-                        out.push_bind_param::<#private::diesel::dsl::SqlTypeOf<#table::#data_col>, #data_ty>(&self.#data)?;
+                        #row_sep
+                        out.push_bind_param::<#private::diesel::dsl::SqlTypeOf<#table::#row_col>, #row_ty>(&self.#row_field)?;
                     )*
                     ::core::result::Result::Ok(())
                 }
