@@ -66,6 +66,12 @@ struct DeviceRun {
     rounds: usize,
     end: Instant,
     first_errors: Vec<String>,
+    /// The device's state and connection, freed by the main thread once
+    /// every device is done measuring: freeing a device's copy of a long
+    /// history took CPU from this process's devices still in their last
+    /// sync, and their answers were read up to a second late (§13 of
+    /// BENCHMARKS.md).
+    held: Option<(Workload, ureq::Agent)>,
 }
 
 fn main() {
@@ -112,16 +118,11 @@ fn main() {
     // `warmed`: every device has finished its warm-up; `go`: the start is set.
     let warmed = Arc::new(Barrier::new(devices + 1));
     let go = Arc::new(Barrier::new(devices + 1));
-    // `finished`: every device is done measuring. A device frees its state
-    // (its rows, its connection) only then: freeing a device's copy of a long
-    // history took CPU from this process's devices still in their last sync,
-    // and their answers were read up to a second late (§13 of BENCHMARKS.md).
-    let finished = Arc::new(Barrier::new(devices));
     let start_cell: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let handles: Vec<_> = (0..devices)
         .map(|i| {
             let token = tokens[i % owners].clone();
-            let (warmed, go, finished, start_cell) = (warmed.clone(), go.clone(), finished.clone(), start_cell.clone());
+            let (warmed, go, start_cell) = (warmed.clone(), go.clone(), start_cell.clone());
             let (sync_url, tag) = (sync_url.clone(), tag.clone());
             std::thread::Builder::new()
                 .name(format!("device-{i}"))
@@ -137,6 +138,7 @@ fn main() {
                         rounds: 0,
                         end: Instant::now(),
                         first_errors: Vec::new(),
+                        held: None,
                     };
                     for _ in 0..warmup {
                         wl.changes(changes, update_ratio);
@@ -172,7 +174,7 @@ fn main() {
                         run.rounds += 1;
                     }
                     run.end = Instant::now();
-                    finished.wait();
+                    run.held = Some((wl, agent));
                     run
                 })
                 .expect("spawn a device thread")
